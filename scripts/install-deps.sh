@@ -3,7 +3,7 @@
 # missing ones; uses sudo when not root).
 set -eu
 pkgs="meson ninja-build pkg-config gcc clang libclang-rt-14-dev
-      libelf-dev libssl-dev libyaml-dev libjansson-dev libsqlite3-dev check
+      libelf-dev libssl-dev libyaml-dev libjansson-dev libsqlite3-dev libpcre2-dev check
       libvulkan-dev glslc mesa-vulkan-drivers wordnet-base"
 missing=""
 for p in $pkgs; do
