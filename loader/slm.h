@@ -155,7 +155,8 @@ int aik_slm_open_fd(int fd, unsigned flags, aik_slm **ret_pkg, aik_error *err);
 int aik_slm_open(const char *path, unsigned flags, aik_slm **ret_pkg, aik_error *err);
 
 /* Validate a package held in memory (not copied; must outlive the handle).
- * Used by the fuzz target and tests. */
+ * Used by the fuzz target and tests. Tensor data pointers are 64-byte
+ * aligned only when data is (mappings are; malloc'ed buffers may not be). */
 int aik_slm_open_buffer(const void *data, size_t size, unsigned flags, aik_slm **ret_pkg, aik_error *err);
 
 /* Unmap and free. Accepts NULL. */
@@ -197,6 +198,16 @@ int aik_slm_writer_begin(const char *path, const aik_slm_header *tmpl, const aik
  * aik_dtype_bytes(dtype, nelems) bytes, already in the stored dtype. */
 int aik_slm_writer_add_tensor(aik_slm_writer *w, const char *name, aik_dtype dtype, uint32_t n_dims,
                               const uint64_t shape[], const void *data, aik_error *err);
+
+/* Same, with the caller's byte count of data: a data_len that differs from
+ * aik_dtype_bytes(dtype, nelems) is an error ("tensor[i].size"), so callers
+ * that size their buffer independently of the shape are caught here. */
+int aik_slm_writer_add_tensor_sized(aik_slm_writer *w, const char *name, aik_dtype dtype, uint32_t n_dims,
+                                    const uint64_t shape[], const void *data, uint64_t data_len,
+                                    aik_error *err);
+
+/* Any failed add_tensor leaves the writer failed: later calls return the
+ * same error, finish() returns it and removes the temporary file. */
 
 /* Write the directory, patch the header, compute checksums, fsync, rename.
  * Frees w whatever the outcome. */

@@ -17,5 +17,16 @@ void aikctl_print_errno(const char *what, int code);
 /* Sub-commands (tools/aikctl/cmd_*.c). */
 int aikctl_cmd_inspect(int argc, char **argv);
 int aikctl_cmd_check(int argc, char **argv);
+int aikctl_cmd_keygen(int argc, char **argv);
+int aikctl_cmd_sign(int argc, char **argv);
+int aikctl_cmd_verify(int argc, char **argv);
+int aikctl_cmd_modinfo(int argc, char **argv);
+int aikctl_cmd_generate(int argc, char **argv);
+int aikctl_cmd_bench(int argc, char **argv);
+int aikctl_cmd_perplexity(int argc, char **argv);
+int aikctl_cmd_resolve(int argc, char **argv);
+int aikctl_cmd_tokenize(int argc, char **argv);
+int aikctl_cmd_import(int argc, char **argv);
+int aikctl_cmd_export(int argc, char **argv);
 
 #endif

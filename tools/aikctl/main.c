@@ -11,8 +11,19 @@ static const struct {
     const char *summary;
 } commands[] = {
     /* Keep sorted by name. */
+    { "bench", aikctl_cmd_bench, "measure prompt and generation speed (llama-bench definitions)" },
     { "check", aikctl_cmd_check, "recompute every checksum of a .slm package" },
+    { "export", aikctl_cmd_export, "write a .slm package as a GGUF file for llama.cpp" },
+    { "generate", aikctl_cmd_generate, "stream a completion from a .slm package" },
+    { "import", aikctl_cmd_import, "import a GGUF file or Hugging Face directory as a .slm package" },
     { "inspect", aikctl_cmd_inspect, "show a .slm package's header, layers and tensors" },
+    { "keygen", aikctl_cmd_keygen, "create an Ed25519 signing key pair and print its key id" },
+    { "modinfo", aikctl_cmd_modinfo, "show a module's AIK note and manifest (--load: verify and load it)" },
+    { "perplexity", aikctl_cmd_perplexity, "perplexity of a package on a text file" },
+    { "resolve", aikctl_cmd_resolve, "resolve an intent to the modules that serve it (--explain says why)" },
+    { "sign", aikctl_cmd_sign, "write and sign a module directory's manifest" },
+    { "tokenize", aikctl_cmd_tokenize, "encode text with a package's (or blob's) tokenizer: ids and pieces" },
+    { "verify", aikctl_cmd_verify, "verify a module directory: signature, trust, lineage, digests, ELF" },
 };
 
 void aikctl_print_error(const char *what, const aik_error *err)

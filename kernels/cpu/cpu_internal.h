@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * kernels/cpu/cpu_internal.h — what the ISA-specific files provide.
+ *
+ * Each ISA level fills one aik_cpu_ops table; dispatch.c picks the table of
+ * the active level and keeps the parts that are the same for every level
+ * (matmul tiling, rope, attention). The scalar reference functions are also
+ * declared here so tests can compare every level against them.
+ */
+#ifndef AIK_KERNELS_CPU_INTERNAL_H
+#define AIK_KERNELS_CPU_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels/cpu/cpu_kernels.h"
+
+/* Dot products of 4 weight rows (row i at w + i * stride bytes) with one
+ * activation row x (f32, or q8_0 blocks for quantized weights); n elements
+ * per row; writes out[0..3]. This is the matmul inner kernel: x is loaded
+ * once for the 4 rows. */
+typedef void (*aik_dot4_fn)(const void *w, size_t stride, const void *x,
+                            int64_t n, float out[4]);
+typedef float (*aik_dot_fn)(const void *w, const void *x, int64_t n);
+/* 4 weight rows x 2 activation rows (batched matmul): out0 for x0, out1 for
+ * x1. Must give exactly the dot4 results (same operations, same order). */
+typedef void (*aik_dot4x2_fn)(const void *w, size_t stride, const void *x0,
+                              const void *x1, int64_t n, float out0[4],
+                              float out1[4]);
+
+typedef struct aik_cpu_ops {
+    aik_dot_fn dot[AIK_DTYPE_COUNT];   /* w of dtype t, x f32 or q8_0 */
+    aik_dot4_fn dot4[AIK_DTYPE_COUNT];
+    aik_dot4x2_fn dot4x2[AIK_DTYPE_COUNT]; /* optional (NULL: use dot4) */
+    void (*quantize_q8_0)(const float *x, void *blocks, int64_t n);
+    void (*fp16_to_f32)(const uint16_t *src, float *dst, int64_t n);
+    void (*f32_to_fp16)(const float *src, uint16_t *dst, int64_t n);
+    void (*bf16_to_f32)(const uint16_t *src, float *dst, int64_t n);
+    void (*f32_to_bf16)(const float *src, uint16_t *dst, int64_t n);
+    void (*rms_norm)(const float *x, const float *w, float *y, int64_t n, float eps);
+    void (*add)(const float *a, const float *b, float *y, int64_t n);
+    void (*mul)(const float *a, const float *b, float *y, int64_t n);
+    void (*scale)(const float *x, float s, float *y, int64_t n);
+    void (*silu)(const float *x, float *y, int64_t n);
+    void (*swiglu)(const float *gate, const float *up, float *y, int64_t n);
+    void (*softmax)(float *x, int64_t n);
+    /* y += a * x */
+    void (*axpy)(float a, const float *x, float *y, int64_t n);
+} aik_cpu_ops;
+
+extern const aik_cpu_ops aik_cpu_ops_scalar;
+extern const aik_cpu_ops aik_cpu_ops_avx2;
+extern const aik_cpu_ops aik_cpu_ops_avx512;
+/* Same as aik_cpu_ops_avx512 but with AVX-512 VNNI integer dot products;
+ * chosen inside the AVX512 level when the CPU has avx512vnni. */
+extern const aik_cpu_ops aik_cpu_ops_avx512vnni;
+
+/* Table of the active level. */
+const aik_cpu_ops *aik_cpu_ops_active(void);
+
+/* ---- scalar reference (ref.c): plain loops that read like the math ---- */
+float aik_ref_dot_f32(const float *a, const float *b, int64_t n);
+float aik_ref_dot_f16_f32(const uint16_t *a, const float *b, int64_t n);
+float aik_ref_dot_bf16_f32(const uint16_t *a, const float *b, int64_t n);
+float aik_ref_dot_q8_0_q8_0(const void *w, const void *x, int64_t n);
+float aik_ref_dot_q4_0_q8_0(const void *w, const void *x, int64_t n);
+void aik_ref_quantize_row_q8_0(const float *x, void *blocks, int64_t n);
+void aik_ref_quantize_row_q4_0(const float *x, void *blocks, int64_t n);
+void aik_ref_dequantize_row(aik_dtype t, const void *src, float *dst, int64_t n);
+/* xq: K/32 q8_0 blocks of scratch (unused for float weights). */
+void aik_ref_matmul(aik_dtype wt, const void *W, const float *X, void *xq,
+                    float *Y, int64_t M, int64_t K, int64_t N);
+void aik_ref_rms_norm(const float *x, const float *w, float *y, int64_t n, float eps);
+void aik_ref_add(const float *a, const float *b, float *y, int64_t n);
+void aik_ref_mul(const float *a, const float *b, float *y, int64_t n);
+void aik_ref_scale(const float *x, float s, float *y, int64_t n);
+void aik_ref_silu(const float *x, float *y, int64_t n);
+void aik_ref_swiglu(const float *gate, const float *up, float *y, int64_t n);
+void aik_ref_softmax(float *x, int64_t n);
+void aik_ref_axpy(float a, const float *x, float *y, int64_t n);
+void aik_ref_rope(float *x, int n_heads, int head_dim, int64_t pos, float theta,
+                  bool neox);
+void aik_ref_attention_head(const float *q, const float *k_cache,
+                            const float *v_cache, int64_t n_pos, int head_dim,
+                            int64_t kv_stride, float scale, float *scores,
+                            float *out);
+
+/* Bytes of one row of n elements of type t (n a whole number of blocks). */
+static inline size_t aik_cpu_row_bytes(aik_dtype t, int64_t n)
+{
+    switch (t) {
+    case AIK_DTYPE_F32: return (size_t)n * 4;
+    case AIK_DTYPE_F16:
+    case AIK_DTYPE_BF16: return (size_t)n * 2;
+    case AIK_DTYPE_Q8_0: return (size_t)(n / AIK_QK8_0) * sizeof(aik_block_q8_0);
+    case AIK_DTYPE_Q4_0: return (size_t)(n / AIK_QK4_0) * sizeof(aik_block_q4_0);
+    default: return 0;
+    }
+}
+
+#endif

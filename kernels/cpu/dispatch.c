@@ -1,0 +1,365 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * kernels/cpu/dispatch.c — ISA detection and the public kernel entry points.
+ *
+ * Each entry point forwards to the ops table of the active ISA level. What
+ * does not depend on the ISA lives here: matmul tiling, rope (its cost is
+ * the sin/cos, computed once per pair for all heads) and attention, which is
+ * built from the dispatched dot / softmax / axpy.
+ */
+#include <assert.h>
+#include <math.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/cpu/cpu_internal.h"
+
+/* -1 = not detected yet. Detection is idempotent, so a race only repeats it. */
+static atomic_int detected_isa = -1;
+static atomic_int detected_vnni = -1;
+static atomic_int active_isa = -1;
+
+static aik_cpu_isa detect_now(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    /* __builtin_cpu_supports also checks that the OS saves the AVX/AVX-512
+     * register state (XGETBV), not just CPUID. */
+    const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                      __builtin_cpu_supports("f16c");
+    const bool avx512 = avx2 && __builtin_cpu_supports("avx512f") &&
+                        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+    atomic_store(&detected_vnni, avx512 && __builtin_cpu_supports("avx512vnni"));
+    return avx512 ? AIK_CPU_AVX512 : avx2 ? AIK_CPU_AVX2 : AIK_CPU_SCALAR;
+#else
+    atomic_store(&detected_vnni, 0);
+    return AIK_CPU_SCALAR;
+#endif
+}
+
+aik_cpu_isa aik_cpu_detect(void)
+{
+    int v = atomic_load_explicit(&detected_isa, memory_order_acquire);
+    if (v < 0) {
+        v = (int)detect_now();
+        atomic_store_explicit(&detected_isa, v, memory_order_release);
+    }
+    return (aik_cpu_isa)v;
+}
+
+aik_cpu_isa aik_cpu_set_isa(aik_cpu_isa level)
+{
+    aik_cpu_isa max = aik_cpu_detect();
+    if ((int)level < (int)AIK_CPU_SCALAR)
+        level = AIK_CPU_SCALAR;
+    if ((int)level > (int)max)
+        level = max;
+    atomic_store_explicit(&active_isa, (int)level, memory_order_relaxed);
+    return level;
+}
+
+aik_cpu_isa aik_cpu_active_isa(void)
+{
+    int v = atomic_load_explicit(&active_isa, memory_order_relaxed);
+    if (v < 0) {
+        /* AIK_CPU_ISA lets a person compare levels without rebuilding */
+        aik_cpu_isa want = aik_cpu_detect();
+        const char *env = getenv("AIK_CPU_ISA");
+        if (env && strcmp(env, "scalar") == 0)
+            want = AIK_CPU_SCALAR;
+        else if (env && strcmp(env, "avx2") == 0)
+            want = AIK_CPU_AVX2;
+        return aik_cpu_set_isa(want);
+    }
+    return (aik_cpu_isa)v;
+}
+
+const char *aik_cpu_isa_name(aik_cpu_isa level)
+{
+    switch (level) {
+    case AIK_CPU_SCALAR: return "scalar";
+    case AIK_CPU_AVX2: return "avx2";
+    case AIK_CPU_AVX512: return "avx512";
+    default: return "?";
+    }
+}
+
+const aik_cpu_ops *aik_cpu_ops_active(void)
+{
+    switch (aik_cpu_active_isa()) {
+#if defined(__x86_64__)
+    case AIK_CPU_AVX512:
+        return atomic_load_explicit(&detected_vnni, memory_order_relaxed) > 0
+                   ? &aik_cpu_ops_avx512vnni
+                   : &aik_cpu_ops_avx512;
+    case AIK_CPU_AVX2:
+        return &aik_cpu_ops_avx2;
+#endif
+    default:
+        return &aik_cpu_ops_scalar;
+    }
+}
+
+/* ------------------------------------------------------- conversions --- */
+
+void aik_fp16_to_f32_row(const uint16_t *src, float *dst, int64_t n)
+{
+    aik_cpu_ops_active()->fp16_to_f32(src, dst, n);
+}
+
+void aik_f32_to_fp16_row(const float *src, uint16_t *dst, int64_t n)
+{
+    aik_cpu_ops_active()->f32_to_fp16(src, dst, n);
+}
+
+void aik_bf16_to_f32_row(const uint16_t *src, float *dst, int64_t n)
+{
+    aik_cpu_ops_active()->bf16_to_f32(src, dst, n);
+}
+
+void aik_f32_to_bf16_row(const float *src, uint16_t *dst, int64_t n)
+{
+    aik_cpu_ops_active()->f32_to_bf16(src, dst, n);
+}
+
+/* ------------------------------------------------------ quantization --- */
+
+void aik_quantize_row_q8_0(const float *x, void *blocks, int64_t n)
+{
+    assert(n % AIK_QK8_0 == 0);
+    aik_cpu_ops_active()->quantize_q8_0(x, blocks, n);
+}
+
+/* Weights are quantized offline (import, evolution), so q4_0 has only the
+ * reference version. */
+void aik_quantize_row_q4_0(const float *x, void *blocks, int64_t n)
+{
+    assert(n % AIK_QK4_0 == 0);
+    aik_ref_quantize_row_q4_0(x, blocks, n);
+}
+
+void aik_quantize_row(aik_dtype t, const float *x, void *dst, int64_t n)
+{
+    switch (t) {
+    case AIK_DTYPE_F32: memmove(dst, x, (size_t)n * sizeof(float)); break;
+    case AIK_DTYPE_F16: aik_f32_to_fp16_row(x, dst, n); break;
+    case AIK_DTYPE_BF16: aik_f32_to_bf16_row(x, dst, n); break;
+    case AIK_DTYPE_Q8_0: aik_quantize_row_q8_0(x, dst, n); break;
+    case AIK_DTYPE_Q4_0: aik_quantize_row_q4_0(x, dst, n); break;
+    default: assert(!"unknown dtype");
+    }
+}
+
+void aik_dequantize_row(aik_dtype t, const void *src, float *dst, int64_t n)
+{
+    switch (t) {
+    case AIK_DTYPE_F16: aik_fp16_to_f32_row(src, dst, n); break;
+    case AIK_DTYPE_BF16: aik_bf16_to_f32_row(src, dst, n); break;
+    default: aik_ref_dequantize_row(t, src, dst, n); break;
+    }
+}
+
+void aik_get_row(aik_dtype t, const void *table, int64_t row, int64_t n_cols,
+                 float *out)
+{
+    const size_t rb = aik_cpu_row_bytes(t, n_cols);
+    aik_dequantize_row(t, (const char *)table + (size_t)row * rb, out, n_cols);
+}
+
+/* ------------------------------------------------------ dot products --- */
+
+float aik_vec_dot_f32(const float *a, const float *b, int64_t n)
+{
+    return aik_cpu_ops_active()->dot[AIK_DTYPE_F32](a, b, n);
+}
+
+float aik_vec_dot_f16_f32(const uint16_t *a, const float *b, int64_t n)
+{
+    return aik_cpu_ops_active()->dot[AIK_DTYPE_F16](a, b, n);
+}
+
+float aik_vec_dot_bf16_f32(const uint16_t *a, const float *b, int64_t n)
+{
+    return aik_cpu_ops_active()->dot[AIK_DTYPE_BF16](a, b, n);
+}
+
+float aik_vec_dot_q8_0_q8_0(const void *w, const void *x, int64_t n)
+{
+    assert(n % AIK_QK8_0 == 0);
+    return aik_cpu_ops_active()->dot[AIK_DTYPE_Q8_0](w, x, n);
+}
+
+float aik_vec_dot_q4_0_q8_0(const void *w, const void *x, int64_t n)
+{
+    assert(n % AIK_QK4_0 == 0);
+    return aik_cpu_ops_active()->dot[AIK_DTYPE_Q4_0](w, x, n);
+}
+
+/* ------------------------------------------------------------ matmul --- */
+
+static bool is_quantized(aik_dtype t)
+{
+    return t == AIK_DTYPE_Q8_0 || t == AIK_DTYPE_Q4_0;
+}
+
+size_t aik_matmul_scratch_size(aik_dtype wt, int64_t K, int64_t N)
+{
+    if (!is_quantized(wt))
+        return 0;
+    if (K < 0 || N < 0)
+        return SIZE_MAX;
+    size_t row = aik_cpu_row_bytes(AIK_DTYPE_Q8_0, K), total;
+    if (__builtin_mul_overflow(row, (size_t)N, &total))
+        return SIZE_MAX;
+    return total;
+}
+
+void aik_matmul_prepare(aik_dtype wt, const float *X, int64_t K, int64_t N,
+                        void *scratch)
+{
+    if (!is_quantized(wt))
+        return;
+    assert(K % AIK_QK8_0 == 0);
+    const aik_cpu_ops *ops = aik_cpu_ops_active();
+    const size_t xrow = aik_cpu_row_bytes(AIK_DTYPE_Q8_0, K);
+    for (int64_t n = 0; n < N; n++)
+        ops->quantize_q8_0(X + n * K, (char *)scratch + (size_t)n * xrow, K);
+}
+
+void aik_matmul_rows(aik_dtype wt, const void *W, const float *X,
+                     const void *scratch, float *Y, int64_t M, int64_t K,
+                     int64_t N, int64_t m_begin, int64_t m_end)
+{
+    assert(0 <= m_begin && m_begin <= m_end && m_end <= M);
+    assert(!is_quantized(wt) || K % AIK_QK8_0 == 0);
+    const aik_cpu_ops *ops = aik_cpu_ops_active();
+    const aik_dot4_fn dot4 = ops->dot4[wt];
+    const aik_dot_fn dot = ops->dot[wt];
+    const aik_dot4x2_fn dot4x2 = ops->dot4x2[wt];
+    const size_t wrow = aik_cpu_row_bytes(wt, K);
+    const char *xs = is_quantized(wt) ? (const char *)scratch : (const char *)X;
+    const size_t xrow = is_quantized(wt) ? aik_cpu_row_bytes(AIK_DTYPE_Q8_0, K)
+                                         : (size_t)K * sizeof(float);
+
+    /* With several activation rows, walk the weights in tiles small enough
+     * to stay in L1/L2 while all N rows pass over them: the weights come
+     * from memory once per matmul, not once per token. */
+    int64_t tile = m_end - m_begin;
+    if (N > 1 && wrow > 0) {
+        tile = (int64_t)(24576 / wrow) & ~(int64_t)3;
+        if (tile < 4)
+            tile = 4;
+        if (tile > 64)
+            tile = 64;
+    }
+    for (int64_t m0 = m_begin; m0 < m_end; m0 += tile) {
+        const int64_t m1 = m0 + tile < m_end ? m0 + tile : m_end;
+        int64_t n = 0;
+        /* two activation rows at a time where the ISA has a kernel for it:
+         * the weight tile is then unpacked once per pair */
+        for (; dot4x2 && n + 2 <= N; n += 2) {
+            const char *x0 = xs + (size_t)n * xrow, *x1 = x0 + xrow;
+            float *y0 = Y + n * M, *y1 = y0 + M;
+            int64_t m = m0;
+            for (; m + 4 <= m1; m += 4)
+                dot4x2((const char *)W + (size_t)m * wrow, wrow, x0, x1, K, y0 + m, y1 + m);
+            for (; m < m1; m++) {
+                y0[m] = dot((const char *)W + (size_t)m * wrow, x0, K);
+                y1[m] = dot((const char *)W + (size_t)m * wrow, x1, K);
+            }
+        }
+        for (; n < N; n++) {
+            const char *x = xs + (size_t)n * xrow;
+            float *y = Y + n * M;
+            int64_t m = m0;
+            for (; m + 4 <= m1; m += 4)
+                dot4((const char *)W + (size_t)m * wrow, wrow, x, K, y + m);
+            for (; m < m1; m++)
+                y[m] = dot((const char *)W + (size_t)m * wrow, x, K);
+        }
+    }
+}
+
+void aik_matmul(aik_dtype wt, const void *W, const float *X, void *scratch,
+                float *Y, int64_t M, int64_t K, int64_t N)
+{
+    aik_matmul_prepare(wt, X, K, N, scratch);
+    aik_matmul_rows(wt, W, X, scratch, Y, M, K, N, 0, M);
+}
+
+/* ------------------------------------------------ element-wise / rows --- */
+
+void aik_rms_norm(const float *x, const float *w, float *y, int64_t n, float eps)
+{
+    aik_cpu_ops_active()->rms_norm(x, w, y, n, eps);
+}
+
+void aik_add(const float *a, const float *b, float *y, int64_t n)
+{
+    aik_cpu_ops_active()->add(a, b, y, n);
+}
+
+void aik_mul(const float *a, const float *b, float *y, int64_t n)
+{
+    aik_cpu_ops_active()->mul(a, b, y, n);
+}
+
+void aik_scale(const float *x, float s, float *y, int64_t n)
+{
+    aik_cpu_ops_active()->scale(x, s, y, n);
+}
+
+void aik_silu(const float *x, float *y, int64_t n)
+{
+    aik_cpu_ops_active()->silu(x, y, n);
+}
+
+void aik_swiglu(const float *gate, const float *up, float *y, int64_t n)
+{
+    aik_cpu_ops_active()->swiglu(gate, up, y, n);
+}
+
+void aik_softmax(float *x, int64_t n)
+{
+    assert(n >= 1);
+    aik_cpu_ops_active()->softmax(x, n);
+}
+
+void aik_rope(float *x, int n_heads, int head_dim, int64_t pos, float theta,
+              bool neox)
+{
+    assert(head_dim % 2 == 0);
+    const int half = head_dim / 2;
+
+    /* Same formula as the reference; sin/cos once per pair, not per head. */
+    for (int i = 0; i < half; i++) {
+        const double freq = pow((double)theta, -2.0 * i / head_dim);
+        const double angle = (double)pos * freq;
+        const float c = (float)cos(angle), s = (float)sin(angle);
+        const int i0 = neox ? i : 2 * i;
+        const int i1 = neox ? i + half : 2 * i + 1;
+        for (int h = 0; h < n_heads; h++) {
+            float *v = x + (size_t)h * (size_t)head_dim;
+            const float a = v[i0], b = v[i1];
+            v[i0] = a * c - b * s;
+            v[i1] = a * s + b * c;
+        }
+    }
+}
+
+void aik_attention_head(const float *q, const float *k_cache,
+                        const float *v_cache, int64_t n_pos, int head_dim,
+                        int64_t kv_stride, float scale, float *scores_scratch,
+                        float *out)
+{
+    assert(n_pos >= 1);
+    const aik_cpu_ops *ops = aik_cpu_ops_active();
+
+    for (int64_t p = 0; p < n_pos; p++)
+        scores_scratch[p] = scale * ops->dot[AIK_DTYPE_F32](q, k_cache + p * kv_stride, head_dim);
+    ops->softmax(scores_scratch, n_pos);
+    memset(out, 0, (size_t)head_dim * sizeof(float));
+    for (int64_t p = 0; p < n_pos; p++)
+        ops->axpy(scores_scratch[p], v_cache + p * kv_stride, out, head_dim);
+}

@@ -1,0 +1,453 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * kernels/cpu/gemm.c — f32 GEMM: scalar reference and a packed, cache-blocked,
+ * register-tiled version for AVX2+FMA and AVX-512F (see gemm.h).
+ *
+ * Blocked algorithm (GotoBLAS / BLIS, written for row-major C):
+ *
+ *   for jc in N step NC                      B block: kc × nc   (L2)
+ *     for pc in K step KC (fixed boundaries)
+ *       pack op(B)[pc:pc+kc, jc:jc+nc] into NR-wide micro-panels [k][NR]
+ *       for ic in M step MC                  A block: mc × kc   (L2)
+ *         pack op(A)[ic:ic+mc, pc:pc+kc] into MR-tall micro-panels [k][MR]
+ *         for jr in nc step NR               B micro-panel in L1
+ *           for ir in mc step MR
+ *             micro-kernel: MR×NR accumulators in registers,
+ *             acc += A_panel[k][i] (broadcast) * B_panel[k][0..NR) (vector)
+ *
+ * Packing makes every micro-kernel load contiguous and aligned whatever
+ * the transposes and strides are; short panels are zero-padded so the
+ * micro-kernel always runs a full tile, and only the valid part of the tile
+ * is written back (masked loads/stores).
+ *
+ * Determinism: every element of C is produced by the same sequence of
+ * operations whatever tile it falls in (the K blocks have fixed boundaries
+ * from 0, accumulation runs in k order with FMA, and the write-back is
+ * fma(alpha, acc, beta * c) on full and partial tiles alike). So splitting C
+ * into blocks across threads gives bitwise the same result as one call.
+ *
+ * The ISA-specific functions carry target attributes rather than the whole
+ * file being compiled with -mavx512f, so the library still runs on CPUs
+ * without them; they are only called after aik_cpu_active_isa() says so.
+ */
+#include <assert.h>
+#include <string.h>
+
+#include "kernels/cpu/cpu_kernels.h"
+#include "kernels/cpu/gemm.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define AIK_GEMM_X86 1
+#include <immintrin.h>
+#else
+#define AIK_GEMM_X86 0
+#endif
+
+/* ------------------------------------------------------------ reference --- */
+
+/* op(A)[i][k] and op(B)[k][j] for the storage described in gemm.h */
+static inline float op_a(bool trans_a, const float *A, int64_t lda, int64_t i, int64_t k)
+{
+    return trans_a ? A[k * lda + i] : A[i * lda + k];
+}
+
+static inline float op_b(bool trans_b, const float *B, int64_t ldb, int64_t k, int64_t j)
+{
+    return trans_b ? B[j * ldb + k] : B[k * ldb + j];
+}
+
+/* C = beta * C on a block (K == 0 or alpha == 0: the product is empty). */
+static void scale_block(float beta, float *C, int64_t ldc, int64_t m0, int64_t m1,
+                        int64_t n0, int64_t n1)
+{
+    for (int64_t i = m0; i < m1; i++)
+        for (int64_t j = n0; j < n1; j++)
+            C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
+}
+
+static void gemm_ref_block(bool trans_a, bool trans_b, int64_t K, float alpha,
+                           const float *A, int64_t lda, const float *B, int64_t ldb,
+                           float beta, float *C, int64_t ldc, int64_t m0, int64_t m1,
+                           int64_t n0, int64_t n1)
+{
+    for (int64_t i = m0; i < m1; i++) {
+        for (int64_t j = n0; j < n1; j++) {
+            float acc = 0.0f;
+            for (int64_t k = 0; k < K; k++)
+                acc += op_a(trans_a, A, lda, i, k) * op_b(trans_b, B, ldb, k, j);
+            float *c = &C[i * ldc + j];
+            /* beta == 0: C is not read, so NaN garbage in it does not leak */
+            *c = beta == 0.0f ? alpha * acc : alpha * acc + beta * *c;
+        }
+    }
+}
+
+void aik_gemm_f32_ref(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+                      float alpha, const float *A, int64_t lda, const float *B,
+                      int64_t ldb, float beta, float *C, int64_t ldc)
+{
+    assert(M >= 0 && N >= 0 && K >= 0);
+    if (M == 0 || N == 0)
+        return;
+    if (K == 0 || alpha == 0.0f) {
+        scale_block(beta, C, ldc, 0, M, 0, N);
+        return;
+    }
+    gemm_ref_block(trans_a, trans_b, K, alpha, A, lda, B, ldb, beta, C, ldc, 0, M, 0, N);
+}
+
+#if AIK_GEMM_X86
+/* ------------------------------------------------------------- blocking --- */
+
+/* KC: depth of one rank-kc update; a 32-wide B micro-panel is 32 KiB and
+ * stays in the 48 KiB L1 while A micro-panels stream past it.
+ * MC × KC (A block, 144 KiB) and KC × NC (B block, 512 KiB) stay in L2.
+ * MC is a multiple of both MR values (12 and 6), NC of both NR (32, 16). */
+#define GEMM_KC 256
+#define GEMM_MC 144
+#define GEMM_NC 512
+#define GEMM_MR_MAX 12
+#define GEMM_NR_MAX 32
+
+/* Per-thread packing buffers (see gemm.h: about 0.65 MiB of TLS per thread
+ * that calls the GEMM). Sized for the largest MR / NR rounding. */
+static _Thread_local _Alignas(64) float tls_pack_a[GEMM_MC * GEMM_KC];
+static _Thread_local _Alignas(64) float tls_pack_b[GEMM_KC * GEMM_NC];
+
+/* Micro-kernel: C[0:mr, 0:nr] = fma(alpha, Ap·Bp, beta * C) if load_c, else
+ * alpha * Ap·Bp. Ap: kc × MR packed, Bp: kc × NR packed (both 64-byte
+ * aligned). mr <= MR, nr <= NR. */
+typedef void (*ukernel_fn)(int64_t kc, const float *Ap, const float *Bp, float *C,
+                           int64_t ldc, int mr, int nr, float alpha, float beta,
+                           bool load_c);
+
+typedef struct gemm_isa {
+    int mr, nr;
+    ukernel_fn kernel;
+} gemm_isa;
+
+/* ---------------------------------------------------------------- packing --- */
+
+/* dst[k][r] = src[k * ld + r] for r < w, 0 for w <= r < P (panel already
+ * laid out along the panel dimension: plain row copies). */
+static void pack_copy(const float *src, int64_t ld, int w, int P, int64_t kc, float *dst)
+{
+    for (int64_t k = 0; k < kc; k++) {
+        memcpy(dst + k * P, src + k * ld, (size_t)w * sizeof(float));
+        for (int r = w; r < P; r++)
+            dst[k * P + r] = 0.0f;
+    }
+}
+
+__attribute__((target("avx2,fma"))) static inline void
+transpose8x8(__m256 *r)
+{
+    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
+    r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+    r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
+    r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+    r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
+    r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+    r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
+    r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+/* dst[k][r] = src[r * ld + k] for r < w, 0 for w <= r < P: a transpose,
+ * done 8 rows × 8 k at a time in registers (scalar for the k tail). */
+__attribute__((target("avx2,fma"))) static void
+pack_transpose(const float *src, int64_t ld, int w, int P, int64_t kc, float *dst)
+{
+    for (int r0 = 0; r0 < P; r0 += 8) {
+        const int rows = P - r0 < 8 ? P - r0 : 8; /* panel rows in this group */
+        int valid = w - r0;                        /* of which hold data */
+        valid = valid < 0 ? 0 : valid > rows ? rows : valid;
+        int64_t k = 0;
+        for (; k + 8 <= kc; k += 8) {
+            __m256 v[8];
+            for (int t = 0; t < 8; t++)
+                v[t] = t < valid ? _mm256_loadu_ps(src + (r0 + t) * ld + k)
+                                 : _mm256_setzero_ps();
+            transpose8x8(v);
+            if (rows == 8) {
+                for (int t = 0; t < 8; t++)
+                    _mm256_storeu_ps(dst + (k + t) * P + r0, v[t]);
+            } else {
+                /* a narrow last group (P = 6, 12): store only its columns */
+                float tmp[8];
+                for (int t = 0; t < 8; t++) {
+                    _mm256_storeu_ps(tmp, v[t]);
+                    memcpy(dst + (k + t) * P + r0, tmp, (size_t)rows * sizeof(float));
+                }
+            }
+        }
+        for (; k < kc; k++)
+            for (int t = 0; t < rows; t++)
+                dst[k * P + r0 + t] = t < valid ? src[(r0 + t) * ld + k] : 0.0f;
+    }
+}
+
+/* ------------------------------------------------------------- AVX2 6×16 --- */
+
+#define AVX2_MR 6
+#define AVX2_NR 16
+
+__attribute__((target("avx2,fma"))) static inline __m256i
+avx2_mask(int n) /* lanes [0, n) on, n in [0, 8] */
+{
+    const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), idx);
+}
+
+__attribute__((target("avx2,fma"))) static void
+ukernel_avx2(int64_t kc, const float *Ap, const float *Bp, float *C, int64_t ldc,
+             int mr, int nr, float alpha, float beta, bool load_c)
+{
+    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+    __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+    __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+    __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
+    __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+
+    for (int64_t k = 0; k < kc; k++) {
+        const __m256 b0 = _mm256_load_ps(Bp), b1 = _mm256_load_ps(Bp + 8);
+        __m256 a;
+        a = _mm256_broadcast_ss(Ap + 0);
+        c00 = _mm256_fmadd_ps(a, b0, c00); c01 = _mm256_fmadd_ps(a, b1, c01);
+        a = _mm256_broadcast_ss(Ap + 1);
+        c10 = _mm256_fmadd_ps(a, b0, c10); c11 = _mm256_fmadd_ps(a, b1, c11);
+        a = _mm256_broadcast_ss(Ap + 2);
+        c20 = _mm256_fmadd_ps(a, b0, c20); c21 = _mm256_fmadd_ps(a, b1, c21);
+        a = _mm256_broadcast_ss(Ap + 3);
+        c30 = _mm256_fmadd_ps(a, b0, c30); c31 = _mm256_fmadd_ps(a, b1, c31);
+        a = _mm256_broadcast_ss(Ap + 4);
+        c40 = _mm256_fmadd_ps(a, b0, c40); c41 = _mm256_fmadd_ps(a, b1, c41);
+        a = _mm256_broadcast_ss(Ap + 5);
+        c50 = _mm256_fmadd_ps(a, b0, c50); c51 = _mm256_fmadd_ps(a, b1, c51);
+        Ap += AVX2_MR;
+        Bp += AVX2_NR;
+    }
+
+    const __m256 acc[AVX2_MR][2] = {
+        {c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51},
+    };
+    const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+    if (nr == AVX2_NR) {
+        for (int i = 0; i < mr; i++) {
+            float *c = C + i * ldc;
+            for (int h = 0; h < 2; h++) {
+                __m256 r = load_c ? _mm256_fmadd_ps(va, acc[i][h],
+                                                    _mm256_mul_ps(vb, _mm256_loadu_ps(c + 8 * h)))
+                                  : _mm256_mul_ps(va, acc[i][h]);
+                _mm256_storeu_ps(c + 8 * h, r);
+            }
+        }
+    } else {
+        const __m256i m0 = avx2_mask(nr > 8 ? 8 : nr), m1 = avx2_mask(nr > 8 ? nr - 8 : 0);
+        for (int i = 0; i < mr; i++) {
+            float *c = C + i * ldc;
+            for (int h = 0; h < 2; h++) {
+                const __m256i m = h ? m1 : m0;
+                __m256 r = load_c ? _mm256_fmadd_ps(va, acc[i][h],
+                                                    _mm256_mul_ps(vb, _mm256_maskload_ps(c + 8 * h, m)))
+                                  : _mm256_mul_ps(va, acc[i][h]);
+                _mm256_maskstore_ps(c + 8 * h, m, r);
+            }
+        }
+    }
+}
+
+/* ---------------------------------------------------------- AVX-512 12×32 --- */
+
+#define AVX512_MR 12
+#define AVX512_NR 32
+
+/* 24 accumulators + 2 B vectors of the 32 zmm registers; the A values are
+ * broadcast straight from memory into the FMA (embedded broadcast). */
+__attribute__((target("avx512f,avx2,fma"))) static void
+ukernel_avx512(int64_t kc, const float *Ap, const float *Bp, float *C, int64_t ldc,
+               int mr, int nr, float alpha, float beta, bool load_c)
+{
+    __m512 c[AVX512_MR][2];
+#pragma GCC unroll 12
+    for (int i = 0; i < AVX512_MR; i++)
+        c[i][0] = c[i][1] = _mm512_setzero_ps();
+
+    for (int64_t k = 0; k < kc; k++) {
+        const __m512 b0 = _mm512_load_ps(Bp), b1 = _mm512_load_ps(Bp + 16);
+#pragma GCC unroll 12
+        for (int i = 0; i < AVX512_MR; i++) {
+            const __m512 a = _mm512_set1_ps(Ap[i]);
+            c[i][0] = _mm512_fmadd_ps(a, b0, c[i][0]);
+            c[i][1] = _mm512_fmadd_ps(a, b1, c[i][1]);
+        }
+        Ap += AVX512_MR;
+        Bp += AVX512_NR;
+    }
+
+    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    const __mmask16 m0 = nr >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1u);
+    const __mmask16 m1 = nr >= 32 ? (__mmask16)0xFFFF
+                       : nr > 16  ? (__mmask16)((1u << (nr - 16)) - 1u)
+                                  : (__mmask16)0;
+#pragma GCC unroll 12
+    for (int i = 0; i < AVX512_MR; i++) {
+        if (i >= mr)
+            break;
+        float *ci = C + i * ldc;
+        if (load_c) {
+            const __m512 o0 = _mm512_maskz_loadu_ps(m0, ci);
+            const __m512 o1 = _mm512_maskz_loadu_ps(m1, ci + 16);
+            _mm512_mask_storeu_ps(ci, m0, _mm512_fmadd_ps(va, c[i][0], _mm512_mul_ps(vb, o0)));
+            _mm512_mask_storeu_ps(ci + 16, m1, _mm512_fmadd_ps(va, c[i][1], _mm512_mul_ps(vb, o1)));
+        } else {
+            _mm512_mask_storeu_ps(ci, m0, _mm512_mul_ps(va, c[i][0]));
+            _mm512_mask_storeu_ps(ci + 16, m1, _mm512_mul_ps(va, c[i][1]));
+        }
+    }
+}
+
+static const gemm_isa isa_avx2 = {AVX2_MR, AVX2_NR, ukernel_avx2};
+static const gemm_isa isa_avx512 = {AVX512_MR, AVX512_NR, ukernel_avx512};
+
+_Static_assert(GEMM_MC % AVX2_MR == 0 && GEMM_MC % AVX512_MR == 0, "MC vs MR");
+_Static_assert(GEMM_NC % AVX2_NR == 0 && GEMM_NC % AVX512_NR == 0, "NC vs NR");
+_Static_assert(AVX512_MR <= GEMM_MR_MAX && AVX512_NR <= GEMM_NR_MAX, "tile");
+
+/* K block boundaries: ceil(K / KC) blocks of nearly equal depth (so K = 300
+ * is 152 + 148, not 256 + 44). They depend on K only, never on the C block
+ * being computed: that is what keeps split results bitwise identical. */
+static int64_t k_block(int64_t K)
+{
+    const int64_t nb = (K + GEMM_KC - 1) / GEMM_KC;
+    int64_t kb = (K + nb - 1) / nb;
+    kb = (kb + 7) & ~(int64_t)7; /* whole 8×8 transposes */
+    return kb < GEMM_KC ? kb : GEMM_KC;
+}
+
+static void gemm_blocked(const gemm_isa *isa, bool trans_a, bool trans_b, int64_t K,
+                         float alpha, const float *A, int64_t lda, const float *B,
+                         int64_t ldb, float beta, float *C, int64_t ldc, int64_t m0,
+                         int64_t m1, int64_t n0, int64_t n1)
+{
+    const int MR = isa->mr, NR = isa->nr;
+    const int64_t KB = k_block(K);
+    float *Ap = tls_pack_a, *Bp = tls_pack_b;
+
+    for (int64_t jc = n0; jc < n1; jc += GEMM_NC) {
+        const int64_t nc = n1 - jc < GEMM_NC ? n1 - jc : GEMM_NC;
+        for (int64_t pc = 0; pc < K; pc += KB) {
+            const int64_t kc = K - pc < KB ? K - pc : KB;
+            /* the first K block applies beta; later ones accumulate */
+            const bool load_c = pc > 0 || beta != 0.0f;
+            const float beta_k = pc > 0 ? 1.0f : beta;
+
+            for (int64_t jr = 0; jr < nc; jr += NR) {
+                const int w = (int)(nc - jr < NR ? nc - jr : NR);
+                float *dst = Bp + (jr / NR) * NR * kc;
+                if (trans_b)
+                    pack_transpose(B + (jc + jr) * ldb + pc, ldb, w, NR, kc, dst);
+                else
+                    pack_copy(B + pc * ldb + jc + jr, ldb, w, NR, kc, dst);
+            }
+
+            for (int64_t ic = m0; ic < m1; ic += GEMM_MC) {
+                const int64_t mc = m1 - ic < GEMM_MC ? m1 - ic : GEMM_MC;
+                for (int64_t ir = 0; ir < mc; ir += MR) {
+                    const int h = (int)(mc - ir < MR ? mc - ir : MR);
+                    float *dst = Ap + (ir / MR) * MR * kc;
+                    if (trans_a)
+                        pack_copy(A + pc * lda + ic + ir, lda, h, MR, kc, dst);
+                    else
+                        pack_transpose(A + (ic + ir) * lda + pc, lda, h, MR, kc, dst);
+                }
+                for (int64_t jr = 0; jr < nc; jr += NR) {
+                    const int w = (int)(nc - jr < NR ? nc - jr : NR);
+                    const float *bp = Bp + (jr / NR) * NR * kc;
+                    for (int64_t ir = 0; ir < mc; ir += MR) {
+                        const int h = (int)(mc - ir < MR ? mc - ir : MR);
+                        isa->kernel(kc, Ap + (ir / MR) * MR * kc, bp,
+                                    C + (ic + ir) * ldc + jc + jr, ldc, h, w, alpha,
+                                    beta_k, load_c);
+                    }
+                }
+            }
+        }
+    }
+}
+#endif /* AIK_GEMM_X86 */
+
+/* ------------------------------------------------------------ entry points --- */
+
+void aik_gemm_f32_block(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+                        float alpha, const float *A, int64_t lda, const float *B,
+                        int64_t ldb, float beta, float *C, int64_t ldc, int64_t m_begin,
+                        int64_t m_end, int64_t n_begin, int64_t n_end)
+{
+    assert(M >= 0 && N >= 0 && K >= 0);
+    assert(0 <= m_begin && m_begin <= m_end && m_end <= M);
+    assert(0 <= n_begin && n_begin <= n_end && n_end <= N);
+    assert(ldc >= N);
+    assert(lda >= (trans_a ? M : K) && ldb >= (trans_b ? K : N));
+    (void)M;
+    (void)N;
+    if (m_begin == m_end || n_begin == n_end)
+        return;
+    if (K == 0 || alpha == 0.0f) {
+        scale_block(beta, C, ldc, m_begin, m_end, n_begin, n_end);
+        return;
+    }
+    assert(A && B && C);
+#if AIK_GEMM_X86
+    const aik_cpu_isa isa = aik_cpu_active_isa();
+    if (isa >= AIK_CPU_AVX2) {
+        gemm_blocked(isa >= AIK_CPU_AVX512 ? &isa_avx512 : &isa_avx2, trans_a, trans_b, K,
+                     alpha, A, lda, B, ldb, beta, C, ldc, m_begin, m_end, n_begin, n_end);
+        return;
+    }
+#endif
+    gemm_ref_block(trans_a, trans_b, K, alpha, A, lda, B, ldb, beta, C, ldc, m_begin, m_end,
+                   n_begin, n_end);
+}
+
+void aik_gemm_f32_rows(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+                       float alpha, const float *A, int64_t lda, const float *B,
+                       int64_t ldb, float beta, float *C, int64_t ldc, int64_t m_begin,
+                       int64_t m_end)
+{
+    aik_gemm_f32_block(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc,
+                       m_begin, m_end, 0, N);
+}
+
+void aik_gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                  const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                  float *C, int64_t ldc)
+{
+    aik_gemm_f32_block(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, 0, M,
+                       0, N);
+}
+
+void aik_gemm_f32_tile(int64_t *ret_mr, int64_t *ret_nr)
+{
+    int64_t mr = 1, nr = 1;
+#if AIK_GEMM_X86
+    const aik_cpu_isa isa = aik_cpu_active_isa();
+    if (isa >= AIK_CPU_AVX512) {
+        mr = AVX512_MR;
+        nr = AVX512_NR;
+    } else if (isa >= AIK_CPU_AVX2) {
+        mr = AVX2_MR;
+        nr = AVX2_NR;
+    }
+#endif
+    *ret_mr = mr;
+    *ret_nr = nr;
+}

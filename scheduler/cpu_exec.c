@@ -1,0 +1,352 @@
+/* SPDX-License-Identifier: MIT */
+#include "scheduler/cpu_exec.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/error.h"
+#include "kernels/cpu/cpu_kernels.h"
+
+typedef struct buffer {
+    float *data;
+    size_t floats;
+    bool busy;
+} buffer;
+
+struct aik_cpu_exec {
+    const aik_graph *g;
+    aik_threadpool *pool;
+    uint32_t max_batch, ctx_len, n_past;
+    int32_t *buf_of;       /* node -> buffer index (-1: none) */
+    buffer *bufs;
+    int n_bufs;
+    void *mm_scratch;      /* quantized activations for matmul */
+    size_t mm_scratch_size;
+    float **k_cache, **v_cache; /* per KV slot: ctx_len × kv_cols */
+    float *att_scratch;    /* per thread: ctx_len scores */
+    const int32_t *tokens; /* current run */
+    uint64_t act_bytes, kv_bytes;
+    bool profile;
+    uint64_t op_ns[AIK_OP_COUNT];
+};
+
+static int alloc_buffer(aik_cpu_exec *e, size_t floats)
+{
+    int best = -1;
+
+    /* Best fit among free buffers; else grow the smallest free one or make a new one. */
+    for (int i = 0; i < e->n_bufs; i++)
+        if (!e->bufs[i].busy && e->bufs[i].floats >= floats &&
+            (best < 0 || e->bufs[i].floats < e->bufs[best].floats))
+            best = i;
+    if (best < 0) {
+        for (int i = 0; i < e->n_bufs; i++)
+            if (!e->bufs[i].busy) {
+                best = i;
+                break;
+            }
+        if (best < 0) {
+            buffer *nb = realloc(e->bufs, (size_t)(e->n_bufs + 1) * sizeof(*nb));
+            if (!nb)
+                return -ENOMEM;
+            e->bufs = nb;
+            best = e->n_bufs++;
+            e->bufs[best] = (buffer){ 0 };
+        }
+        e->bufs[best].floats = floats; /* sized for real after planning */
+    }
+    e->bufs[best].busy = true;
+    return best;
+}
+
+static int plan(aik_cpu_exec *e)
+{
+    const aik_graph *g = e->g;
+
+    for (aik_node i = 0; i < g->n_nodes; i++) {
+        const aik_gnode *n = &g->nodes[i];
+        e->buf_of[i] = -1;
+        if (n->op == AIK_OP_WEIGHT || n->op == AIK_OP_TOKENS)
+            continue;
+        if (n->op == AIK_OP_RESHAPE) {
+            e->buf_of[i] = e->buf_of[n->src[0]];
+        } else {
+            size_t floats = (size_t)e->max_batch * n->width;
+            int b = alloc_buffer(e, floats);
+            if (b < 0)
+                return b;
+            e->buf_of[i] = b;
+        }
+        /* Release sources whose last reader is this node. A RESHAPE is a
+         * view: follow it to the node that owns the buffer (whose liveness
+         * the graph extended to cover every reader of the view). */
+        for (int s = 0; s < 3; s++) {
+            aik_node root = n->src[s];
+            while (root >= 0 && g->nodes[root].op == AIK_OP_RESHAPE)
+                root = g->nodes[root].src[0];
+            if (root >= 0 && g->nodes[root].last_use == i && e->buf_of[root] >= 0 &&
+                e->buf_of[root] != e->buf_of[i])
+                e->bufs[e->buf_of[root]].busy = false;
+        }
+    }
+    for (int i = 0; i < e->n_bufs; i++) {
+        e->bufs[i].data = aligned_alloc(64, ((e->bufs[i].floats * sizeof(float)) + 63) & ~(size_t)63);
+        if (!e->bufs[i].data)
+            return -ENOMEM;
+        e->act_bytes += e->bufs[i].floats * sizeof(float);
+    }
+    return 0;
+}
+
+int aik_cpu_exec_new(const aik_graph *g, const aik_cpu_exec_config *cfg, aik_threadpool *pool,
+                     aik_cpu_exec **ret_exec, aik_error *err)
+{
+    aik_cpu_exec *e;
+    int r = -ENOMEM;
+    int n_threads = aik_threadpool_size(pool);
+
+    if (!g || !cfg || !ret_exec || cfg->max_batch == 0)
+        return aik_fail(err, -EINVAL, "executor", "missing graph or max_batch == 0");
+    e = calloc(1, sizeof(*e));
+    if (!e)
+        return aik_fail(err, -ENOMEM, "executor", "out of memory");
+    e->g = g;
+    e->pool = pool;
+    e->max_batch = cfg->max_batch;
+    e->ctx_len = cfg->ctx_len ? cfg->ctx_len : g->hp.ctx_len;
+    e->profile = cfg->profile;
+    if (e->ctx_len == 0 || e->ctx_len > AIK_SLM_MAX_CTX) {
+        aik_cpu_exec_free(e);
+        return aik_fail(err, -EINVAL, "executor", "context length %u out of range", e->ctx_len);
+    }
+    if (e->max_batch > e->ctx_len)
+        e->max_batch = e->ctx_len;
+    e->buf_of = calloc((size_t)g->n_nodes, sizeof(*e->buf_of));
+    if (!e->buf_of)
+        goto fail;
+    r = plan(e);
+    if (r < 0)
+        goto fail;
+    r = -ENOMEM;
+    for (aik_node i = 0; i < g->n_nodes; i++) {
+        const aik_gnode *n = &g->nodes[i];
+        if (n->op == AIK_OP_MATMUL) {
+            const aik_gnode *w = &g->nodes[n->src[1]];
+            size_t s = aik_matmul_scratch_size(w->dtype, (int64_t)w->shape[0], e->max_batch);
+            if (s == SIZE_MAX)
+                goto fail;
+            if (s > e->mm_scratch_size)
+                e->mm_scratch_size = s;
+        }
+    }
+    if (e->mm_scratch_size && !(e->mm_scratch = aligned_alloc(64, (e->mm_scratch_size + 63) & ~(size_t)63)))
+        goto fail;
+    e->k_cache = calloc(g->n_kv_layers ? g->n_kv_layers : 1, sizeof(float *));
+    e->v_cache = calloc(g->n_kv_layers ? g->n_kv_layers : 1, sizeof(float *));
+    if (!e->k_cache || !e->v_cache)
+        goto fail;
+    for (uint32_t l = 0; l < g->n_kv_layers; l++) {
+        size_t floats = (size_t)e->ctx_len * g->kv_cols[l];
+        if (!floats)
+            continue;
+        e->k_cache[l] = malloc(floats * sizeof(float));
+        e->v_cache[l] = malloc(floats * sizeof(float));
+        if (!e->k_cache[l] || !e->v_cache[l])
+            goto fail;
+        e->kv_bytes += 2 * floats * sizeof(float);
+    }
+    e->att_scratch = malloc((size_t)n_threads * e->ctx_len * sizeof(float));
+    if (!e->att_scratch)
+        goto fail;
+    *ret_exec = e;
+    return 0;
+fail:
+    aik_cpu_exec_free(e);
+    return aik_fail(err, r, "executor", "cannot allocate buffers (%s)", r == -ENOMEM ? "out of memory" : "size");
+}
+
+void aik_cpu_exec_free(aik_cpu_exec *e)
+{
+    if (!e)
+        return;
+    for (int i = 0; i < e->n_bufs; i++)
+        free(e->bufs[i].data);
+    free(e->bufs);
+    free(e->buf_of);
+    free(e->mm_scratch);
+    if (e->k_cache)
+        for (uint32_t l = 0; l < e->g->n_kv_layers; l++)
+            free(e->k_cache[l]);
+    if (e->v_cache)
+        for (uint32_t l = 0; l < e->g->n_kv_layers; l++)
+            free(e->v_cache[l]);
+    free(e->k_cache);
+    free(e->v_cache);
+    free(e->att_scratch);
+    free(e);
+}
+
+uint32_t aik_cpu_exec_n_past(const aik_cpu_exec *e) { return e->n_past; }
+uint32_t aik_cpu_exec_ctx_len(const aik_cpu_exec *e) { return e->ctx_len; }
+uint64_t aik_cpu_exec_activation_bytes(const aik_cpu_exec *e) { return e->act_bytes; }
+uint64_t aik_cpu_exec_kv_bytes(const aik_cpu_exec *e) { return e->kv_bytes; }
+const uint64_t *aik_cpu_exec_op_times(const aik_cpu_exec *e) { return e->profile ? e->op_ns : NULL; }
+
+void aik_cpu_exec_truncate(aik_cpu_exec *e, uint32_t n_past)
+{
+    if (n_past < e->n_past)
+        e->n_past = n_past;
+}
+
+static float *out_of(aik_cpu_exec *e, aik_node i) { return e->bufs[e->buf_of[i]].data; }
+
+/* ---- attention, threaded over (row, head) ---- */
+
+typedef struct att_job {
+    aik_cpu_exec *e;
+    const aik_gnode *n;
+    const float *q;
+    float *out;
+    uint32_t n_rows, pos0;
+} att_job;
+
+static void att_task(void *ctx, int task, int thread)
+{
+    const att_job *j = ctx;
+    const aik_gnode *n = j->n;
+    uint32_t row = (uint32_t)task / n->n_heads, h = (uint32_t)task % n->n_heads;
+    uint32_t group = n->n_heads / n->n_kv_heads, kvh = h / group;
+    uint32_t kv_cols = n->n_kv_heads * n->head_dim;
+    uint32_t pos = j->pos0 + row;
+    const float *q = j->q + (size_t)row * n->n_cols + (size_t)h * n->head_dim;
+    float *out = j->out + (size_t)row * n->n_cols + (size_t)h * n->head_dim;
+
+    aik_attention_head(q, j->e->k_cache[n->layer] + (size_t)kvh * n->head_dim,
+                       j->e->v_cache[n->layer] + (size_t)kvh * n->head_dim, pos + 1, (int)n->head_dim, kv_cols,
+                       n->scale, j->e->att_scratch + (size_t)thread * j->e->ctx_len, out);
+}
+
+static void run_attention(aik_cpu_exec *e, const aik_gnode *n, aik_node self, uint32_t n_rows)
+{
+    const aik_graph *g = e->g;
+    uint32_t kv_cols = n->n_kv_heads * n->head_dim;
+    const float *k = out_of(e, n->src[1]), *v = out_of(e, n->src[2]);
+    att_job j = { e, n, out_of(e, n->src[0]), out_of(e, self), n_rows, e->n_past };
+
+    (void)g;
+    memcpy(e->k_cache[n->layer] + (size_t)e->n_past * kv_cols, k, (size_t)n_rows * kv_cols * sizeof(float));
+    memcpy(e->v_cache[n->layer] + (size_t)e->n_past * kv_cols, v, (size_t)n_rows * kv_cols * sizeof(float));
+    aik_threadpool_parallel_for(e->pool, (int)(n_rows * n->n_heads), att_task, &j);
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+int aik_cpu_exec_run(aik_cpu_exec *e, const int32_t *tokens, uint32_t n_tokens, uint32_t n_out,
+                     const float **ret_logits, aik_error *err)
+{
+    const aik_graph *g;
+
+    if (!e || !tokens || !ret_logits || n_tokens == 0 || n_out == 0 || n_out > n_tokens)
+        return aik_fail(err, -EINVAL, "executor", "bad arguments (n_tokens %u, n_out %u)", n_tokens, n_out);
+    g = e->g;
+    if (n_tokens > e->max_batch)
+        return aik_fail(err, -EINVAL, "executor", "batch of %u tokens exceeds max_batch %u", n_tokens, e->max_batch);
+    if ((uint64_t)e->n_past + n_tokens > e->ctx_len)
+        return aik_fail(err, -ENOSPC, "executor", "context full: %u positions used + %u new > %u", e->n_past,
+                        n_tokens, e->ctx_len);
+    for (uint32_t t = 0; t < n_tokens; t++)
+        if (tokens[t] < 0 || (uint32_t)tokens[t] >= g->hp.n_vocab)
+            return aik_fail(err, -EINVAL, "executor", "token id %d at %u outside vocabulary of %u", tokens[t], t,
+                            g->hp.n_vocab);
+    e->tokens = tokens;
+
+    for (aik_node i = 0; i < g->n_nodes; i++) {
+        const aik_gnode *n = &g->nodes[i];
+        uint64_t t0 = e->profile ? now_ns() : 0;
+        uint32_t rows = (uint32_t)aik_gnode_rows(n, n_tokens, n_out);
+        float *y = (n->op == AIK_OP_WEIGHT || n->op == AIK_OP_TOKENS) ? NULL : out_of(e, i);
+
+        switch (n->op) {
+        case AIK_OP_TOKENS:
+        case AIK_OP_WEIGHT:
+        case AIK_OP_RESHAPE: /* aliases its source buffer */
+        case AIK_OP_NONE:
+        case AIK_OP_COUNT:
+            break;
+        case AIK_OP_GET_ROWS: {
+            const aik_gnode *t = &g->nodes[n->src[0]];
+            for (uint32_t r = 0; r < rows; r++)
+                aik_get_row(t->dtype, t->data, tokens[r], n->n_cols, y + (size_t)r * n->n_cols);
+            break;
+        }
+        case AIK_OP_MATMUL: {
+            const aik_gnode *w = &g->nodes[n->src[1]];
+            aik_matmul_threaded(e->pool, w->dtype, w->data, out_of(e, n->src[0]), e->mm_scratch, y,
+                                (int64_t)w->shape[1], (int64_t)w->shape[0], rows);
+            break;
+        }
+        case AIK_OP_ADD:
+        case AIK_OP_MUL: {
+            const float *a = out_of(e, n->src[0]);
+            const aik_gnode *b = &g->nodes[n->src[1]];
+            void (*f)(const float *, const float *, float *, int64_t) = n->op == AIK_OP_ADD ? aik_add : aik_mul;
+            if (b->op == AIK_OP_WEIGHT)
+                for (uint32_t r = 0; r < rows; r++)
+                    f(a + (size_t)r * n->n_cols, b->data, y + (size_t)r * n->n_cols, n->n_cols);
+            else
+                f(a, out_of(e, n->src[1]), y, (int64_t)rows * n->n_cols);
+            break;
+        }
+        case AIK_OP_RMS_NORM: {
+            const float *x = out_of(e, n->src[0]);
+            const float *w = g->nodes[n->src[1]].data;
+            for (uint32_t r = 0; r < rows; r++)
+                aik_rms_norm(x + (size_t)r * n->n_cols, w, y + (size_t)r * n->n_cols, n->n_cols, n->eps);
+            break;
+        }
+        case AIK_OP_ROPE: {
+            const float *x = out_of(e, n->src[0]);
+            if (y != x)
+                memcpy(y, x, (size_t)rows * n->n_cols * sizeof(float));
+            for (uint32_t r = 0; r < rows; r++)
+                aik_rope(y + (size_t)r * n->n_cols, (int)n->n_heads, (int)n->head_dim, e->n_past + r, n->theta,
+                         n->rope_mode == AIK_ROPE_NEOX);
+            break;
+        }
+        case AIK_OP_ATTENTION:
+            run_attention(e, n, i, rows);
+            break;
+        case AIK_OP_SILU:
+            aik_silu(out_of(e, n->src[0]), y, (int64_t)rows * n->n_cols);
+            break;
+        case AIK_OP_SWIGLU:
+            aik_swiglu(out_of(e, n->src[0]), out_of(e, n->src[1]), y, (int64_t)rows * n->n_cols);
+            break;
+        case AIK_OP_SOFTMAX: {
+            const float *x = out_of(e, n->src[0]);
+            if (y != x)
+                memcpy(y, x, (size_t)rows * n->n_cols * sizeof(float));
+            for (uint32_t r = 0; r < rows; r++)
+                aik_softmax(y + (size_t)r * n->n_cols, n->n_cols);
+            break;
+        }
+        case AIK_OP_OUTPUT_ROWS: {
+            const float *x = out_of(e, n->src[0]);
+            memmove(y, x + (size_t)(n_tokens - n_out) * n->n_cols, (size_t)n_out * n->n_cols * sizeof(float));
+            break;
+        }
+        }
+        if (e->profile)
+            e->op_ns[n->op] += now_ns() - t0;
+    }
+    e->n_past += n_tokens;
+    *ret_logits = out_of(e, g->logits);
+    return 0;
+}

@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * scheduler/gemm_threaded.h — aik_gemm_f32 (kernels/cpu/gemm.h) spread over
+ * the thread pool (scheduler/threadpool.h).
+ */
+#ifndef AIK_SCHEDULER_GEMM_THREADED_H
+#define AIK_SCHEDULER_GEMM_THREADED_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "scheduler/threadpool.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* C = alpha * op(A) · op(B) + beta * C, same contract as aik_gemm_f32.
+ * The work is split into disjoint blocks of C: over rows of C (M) when M
+ * is large enough to give every thread whole register tiles, otherwise over
+ * columns (N). pool may be NULL (runs on the calling thread). Each thread
+ * uses its own thread-local packing buffers; nothing is allocated. Called
+ * from inside a pool task, it runs serially (the pool does not nest). The
+ * result is bitwise identical to aik_gemm_f32 for the same ISA level. */
+void aik_gemm_f32_threaded(aik_threadpool *pool, bool trans_a, bool trans_b,
+                           int64_t M, int64_t N, int64_t K, float alpha,
+                           const float *A, int64_t lda, const float *B,
+                           int64_t ldb, float beta, float *C, int64_t ldc);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* AIK_SCHEDULER_GEMM_THREADED_H */

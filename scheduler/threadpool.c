@@ -1,0 +1,301 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * scheduler/threadpool.c — fixed pthread pool with low-latency dispatch.
+ *
+ * A job is published by bumping `gen`. Workers spin on it for a short while
+ * (decode issues a job every few tens of microseconds, and waking a thread
+ * from a futex costs about as much as a small job), then sleep on the futex
+ * of `gen`. Tasks are claimed from an atomic counter, so uneven tasks
+ * balance themselves. The caller runs tasks too, then waits until every
+ * worker has acknowledged the generation — only then may the job
+ * description be overwritten by the next call.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "kernels/cpu/cpu_kernels.h"
+#include "scheduler/threadpool.h"
+
+#define MAX_THREADS 1024
+/* Waiting: PAUSE_SPINS rounds of the pause instruction (~140 cycles each on
+ * recent Intel cores, so ~10-20 us in all), then YIELD_SPINS rounds of
+ * sched_yield — which matters when there are more threads than free cores:
+ * the thread we wait for may need the very core we would spin on — then
+ * sleep on the futex. */
+#define PAUSE_SPINS 256
+#define YIELD_SPINS 64
+
+struct aik_threadpool {
+    int n_threads;
+    pthread_t *threads;
+    pthread_mutex_t call_lock; /* one parallel_for at a time */
+
+    /* the job; written by the caller before gen is bumped */
+    aik_parallel_fn fn;
+    void *ctx;
+    int n_tasks;
+    _Atomic int next_task;
+
+    _Atomic uint32_t gen;       /* futex word: bumped per job (and to stop) */
+    _Atomic uint32_t acked;     /* futex word: workers done with this job */
+    _Atomic int stop;
+};
+
+struct worker_arg {
+    aik_threadpool *pool;
+    int index;
+};
+
+/* Set in pool threads (and in a caller while it runs tasks): nested
+ * parallel_for calls then run serially instead of deadlocking. */
+static _Thread_local int tls_thread_index = -1;
+
+static long futex(_Atomic uint32_t *addr, int op, uint32_t val)
+{
+    return syscall(SYS_futex, (uint32_t *)addr, op, val, NULL, NULL, 0);
+}
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+/* One round of waiting; returns false when it is time to sleep. */
+static bool spin_once(int *spins)
+{
+    const int n = ++*spins;
+    if (n < PAUSE_SPINS) {
+        cpu_relax();
+        return true;
+    }
+    if (n < PAUSE_SPINS + YIELD_SPINS) {
+        sched_yield();
+        return true;
+    }
+    *spins = 0;
+    return false;
+}
+
+static void run_tasks(aik_threadpool *pool, int thread)
+{
+    const aik_parallel_fn fn = pool->fn;
+    void *ctx = pool->ctx;
+    const int n = pool->n_tasks;
+    int t;
+
+    while ((t = atomic_fetch_add_explicit(&pool->next_task, 1, memory_order_relaxed)) < n)
+        fn(ctx, t, thread);
+}
+
+static void *worker_main(void *argp)
+{
+    struct worker_arg *arg = argp;
+    aik_threadpool *pool = arg->pool;
+    const int index = arg->index;
+    uint32_t seen = 0;
+
+    free(arg);
+    tls_thread_index = index;
+    for (;;) {
+        uint32_t g;
+        int spins = 0;
+        while ((g = atomic_load_explicit(&pool->gen, memory_order_acquire)) == seen)
+            if (!spin_once(&spins))
+                futex(&pool->gen, FUTEX_WAIT_PRIVATE, seen);
+        seen = g;
+        if (atomic_load_explicit(&pool->stop, memory_order_acquire))
+            break;
+        run_tasks(pool, index);
+        /* the last worker to finish wakes the caller if it went to sleep */
+        if (atomic_fetch_add_explicit(&pool->acked, 1, memory_order_acq_rel) + 1 ==
+            (uint32_t)(pool->n_threads - 1))
+            futex(&pool->acked, FUTEX_WAKE_PRIVATE, 1);
+    }
+    return NULL;
+}
+
+static int online_cpus(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : (int)n;
+}
+
+int aik_threadpool_new(int n_threads, aik_threadpool **ret_pool)
+{
+    aik_threadpool *pool;
+    int r, started = 0;
+
+    if (!ret_pool || n_threads < 0 || n_threads > MAX_THREADS)
+        return -EINVAL;
+    if (n_threads == 0)
+        n_threads = online_cpus();
+
+    pool = calloc(1, sizeof(*pool));
+    if (!pool)
+        return -ENOMEM;
+    pool->n_threads = n_threads;
+    atomic_init(&pool->gen, 0);
+    atomic_init(&pool->acked, 0);
+    atomic_init(&pool->next_task, 0);
+    atomic_init(&pool->stop, 0);
+    r = pthread_mutex_init(&pool->call_lock, NULL);
+    if (r != 0) {
+        free(pool);
+        return -r;
+    }
+    if (n_threads > 1) {
+        pool->threads = calloc((size_t)n_threads - 1, sizeof(*pool->threads));
+        if (!pool->threads) {
+            r = -ENOMEM;
+            goto fail;
+        }
+    }
+    for (int i = 1; i < n_threads; i++) {
+        struct worker_arg *arg = malloc(sizeof(*arg));
+        if (!arg) {
+            r = -ENOMEM;
+            goto fail;
+        }
+        arg->pool = pool;
+        arg->index = i;
+        r = pthread_create(&pool->threads[i - 1], NULL, worker_main, arg);
+        if (r != 0) {
+            free(arg);
+            r = -r;
+            goto fail;
+        }
+        started++;
+    }
+    *ret_pool = pool;
+    return 0;
+
+fail:
+    /* stop the workers that did start; they only look at stop and gen */
+    atomic_store_explicit(&pool->stop, 1, memory_order_release);
+    atomic_fetch_add_explicit(&pool->gen, 1, memory_order_release);
+    futex(&pool->gen, FUTEX_WAKE_PRIVATE, INT_MAX);
+    for (int i = 0; i < started; i++)
+        pthread_join(pool->threads[i], NULL);
+    pthread_mutex_destroy(&pool->call_lock);
+    free(pool->threads);
+    free(pool);
+    return r;
+}
+
+void aik_threadpool_free(aik_threadpool *pool)
+{
+    if (!pool)
+        return;
+    atomic_store_explicit(&pool->stop, 1, memory_order_release);
+    atomic_fetch_add_explicit(&pool->gen, 1, memory_order_release);
+    futex(&pool->gen, FUTEX_WAKE_PRIVATE, INT_MAX);
+    for (int i = 0; i < pool->n_threads - 1; i++)
+        pthread_join(pool->threads[i], NULL);
+    pthread_mutex_destroy(&pool->call_lock);
+    free(pool->threads);
+    free(pool);
+}
+
+int aik_threadpool_size(const aik_threadpool *pool)
+{
+    return pool ? pool->n_threads : 1;
+}
+
+void aik_threadpool_parallel_for(aik_threadpool *pool, int n_tasks,
+                                 aik_parallel_fn fn, void *ctx)
+{
+    if (n_tasks <= 0)
+        return;
+    if (!pool || pool->n_threads == 1 || n_tasks == 1 || tls_thread_index >= 0) {
+        const int self = tls_thread_index >= 0 ? tls_thread_index : 0;
+        for (int t = 0; t < n_tasks; t++)
+            fn(ctx, t, self);
+        return;
+    }
+
+    pthread_mutex_lock(&pool->call_lock);
+    pool->fn = fn;
+    pool->ctx = ctx;
+    pool->n_tasks = n_tasks;
+    atomic_store_explicit(&pool->next_task, 0, memory_order_relaxed);
+    atomic_store_explicit(&pool->acked, 0, memory_order_relaxed);
+    /* release: the job fields above are visible to whoever sees the new gen */
+    atomic_fetch_add_explicit(&pool->gen, 1, memory_order_release);
+    futex(&pool->gen, FUTEX_WAKE_PRIVATE, INT_MAX);
+
+    tls_thread_index = 0;
+    run_tasks(pool, 0);
+    tls_thread_index = -1;
+
+    const uint32_t want = (uint32_t)(pool->n_threads - 1);
+    uint32_t a;
+    int spins = 0;
+    while ((a = atomic_load_explicit(&pool->acked, memory_order_acquire)) != want)
+        if (!spin_once(&spins))
+            futex(&pool->acked, FUTEX_WAIT_PRIVATE, a);
+    pthread_mutex_unlock(&pool->call_lock);
+}
+
+/* ---------------------------------------------------- threaded matmul --- */
+
+struct matmul_job {
+    aik_dtype wt;
+    const void *W;
+    const float *X;
+    void *scratch;
+    float *Y;
+    int64_t M, K, N, chunk;
+};
+
+static void matmul_prepare_task(void *ctxp, int task, int thread)
+{
+    struct matmul_job *j = ctxp;
+    const size_t xrow = aik_matmul_scratch_size(j->wt, j->K, 1);
+    aik_quantize_row_q8_0(j->X + (int64_t)task * j->K, (char *)j->scratch + (size_t)task * xrow, j->K);
+}
+
+static void matmul_rows_task(void *ctxp, int task, int thread)
+{
+    struct matmul_job *j = ctxp;
+    const int64_t m0 = (int64_t)task * j->chunk;
+    const int64_t m1 = m0 + j->chunk < j->M ? m0 + j->chunk : j->M;
+    aik_matmul_rows(j->wt, j->W, j->X, j->scratch, j->Y, j->M, j->K, j->N, m0, m1);
+}
+
+void aik_matmul_threaded(aik_threadpool *pool, aik_dtype wt, const void *W,
+                         const float *X, void *scratch, float *Y, int64_t M,
+                         int64_t K, int64_t N)
+{
+    const int nt = aik_threadpool_size(pool);
+    struct matmul_job j = { wt, W, X, scratch, Y, M, K, N, 0 };
+
+    if (M <= 0 || N <= 0)
+        return;
+    if (aik_matmul_scratch_size(wt, K, N) > 0) {
+        if (N > 1 && N <= INT_MAX)
+            aik_threadpool_parallel_for(pool, (int)N, matmul_prepare_task, &j);
+        else
+            aik_matmul_prepare(wt, X, K, N, scratch);
+    }
+    /* A few chunks per thread so a thread slowed by a neighbour on the
+     * machine does not hold the others up; chunks are multiples of 4 rows
+     * (the dot4 kernel) and at least 16 rows so dispatch stays cheap. */
+    int64_t chunk = (M + (int64_t)nt * 4 - 1) / ((int64_t)nt * 4);
+    if (chunk < 16)
+        chunk = 16;
+    chunk = (chunk + 3) & ~(int64_t)3;
+    j.chunk = chunk;
+    const int64_t n_chunks = (M + chunk - 1) / chunk;
+    aik_threadpool_parallel_for(pool, (int)(n_chunks < INT_MAX ? n_chunks : INT_MAX),
+                                matmul_rows_task, &j);
+}

@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * scheduler/threadpool.h — a fixed pthread pool for data-parallel loops.
+ *
+ * Decode calls parallel_for ~10 times per layer per token, so dispatch is
+ * cheap: workers spin briefly on an atomic generation counter before they
+ * sleep on a futex, and the calling thread takes tasks itself.
+ */
+#ifndef AIK_SCHEDULER_THREADPOOL_H
+#define AIK_SCHEDULER_THREADPOOL_H
+
+#include <stdint.h>
+
+#include "aik/tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct aik_threadpool aik_threadpool;
+
+/* Task body: task in [0, n_tasks), thread in [0, aik_threadpool_size()),
+ * unique among the threads running concurrently (index per-thread scratch
+ * with it). */
+typedef void (*aik_parallel_fn)(void *ctx, int task, int thread);
+
+/* Create a pool of n_threads threads in total, the caller of parallel_for
+ * counting as one (so n_threads - 1 workers are started). n_threads == 0
+ * means the number of online CPUs. Returns 0, -EINVAL (n_threads < 0 or
+ * > 1024), -ENOMEM, or the pthread_create error (negated). */
+int aik_threadpool_new(int n_threads, aik_threadpool **ret_pool);
+
+/* Stop and join the workers. Accepts NULL. Must not race parallel_for. */
+void aik_threadpool_free(aik_threadpool *pool);
+
+/* Number of threads (workers + caller). 1 for a NULL pool. */
+int aik_threadpool_size(const aik_threadpool *pool);
+
+/* Run fn(ctx, task, thread) for every task in [0, n_tasks) and return when
+ * all are done. Tasks are handed out dynamically (atomic counter). The
+ * caller participates. A NULL pool, n_tasks == 1, or a nested call from
+ * inside a task runs the tasks serially on the calling thread. Concurrent
+ * calls from different threads are serialized. n_tasks <= 0 does nothing. */
+void aik_threadpool_parallel_for(aik_threadpool *pool, int n_tasks,
+                                 aik_parallel_fn fn, void *ctx);
+
+/* Y = W * X^T as aik_matmul (kernels/cpu/cpu_kernels.h), threaded: quantizes
+ * X into scratch (aik_matmul_scratch_size bytes; NULL allowed when that is
+ * 0), then splits the M output columns into chunks over the pool. pool may
+ * be NULL (single-threaded). */
+void aik_matmul_threaded(aik_threadpool *pool, aik_dtype wt, const void *W,
+                         const float *X, void *scratch, float *Y, int64_t M,
+                         int64_t K, int64_t N);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* AIK_SCHEDULER_THREADPOOL_H */

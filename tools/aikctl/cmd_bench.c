@@ -1,0 +1,220 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * aikctl bench PKG: prompt processing (ppN) and text generation (tgN) speed
+ * with llama-bench's definitions, so the two tools compare side by side:
+ *   ppN: N random tokens evaluated as one batch from an empty context;
+ *        tokens/s = N / time.
+ *   tgN: N tokens evaluated one at a time from an empty context;
+ *        tokens/s = N / time.
+ * One warm-up run, then -r repetitions; median and min–max reported. Also:
+ * peak RSS, weight bytes, and the weight traffic achieved by tg (every
+ * decoded token reads every weight once: weight bytes × tokens/s).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kernels/cpu/cpu_kernels.h"
+#include "runtime/generate.h"
+#include "tools/aikctl/aikctl.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+typedef struct stat3 {
+    double median, min, max;
+} stat3;
+
+static stat3 summarize(double *v, int n)
+{
+    stat3 s;
+    qsort(v, (size_t)n, sizeof(double), cmp_double);
+    s.min = v[0];
+    s.max = v[n - 1];
+    s.median = n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+    return s;
+}
+
+static uint64_t xorshift(uint64_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
+/* One measurement: tokens/s of pp (batch) or tg (one by one). */
+static int measure(aik_session *s, const int32_t *toks, uint32_t n, bool batch, double *ret_tps, aik_error *err)
+{
+    const float *lg;
+    double t0;
+    int r;
+
+    aik_session_reset(s);
+    t0 = now_s();
+    if (batch) {
+        r = aik_session_eval(s, toks, n, 1, &lg, err);
+    } else {
+        r = 0;
+        for (uint32_t i = 0; i < n && r == 0; i++)
+            r = aik_session_eval(s, toks + i, 1, 1, &lg, err);
+    }
+    if (r < 0)
+        return r;
+    *ret_tps = n / (now_s() - t0);
+    return 0;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: aikctl bench PKG [-p N] [-n N] [-r N] [-t N] [--isa scalar|avx2|avx512] [--device cpu] [--json]\n"
+               "  -p N  prompt tokens for ppN (default 512, 0 = skip)\n"
+               "  -n N  generated tokens for tgN (default 128, 0 = skip)\n"
+               "  -r N  repetitions (default 5)\n"
+               "  -t N  threads (default: all cores)\n");
+}
+
+int aikctl_cmd_bench(int argc, char **argv)
+{
+    enum { O_JSON = 256, O_ISA, O_DEVICE };
+    static const struct option opts[] = {
+        { "json", no_argument, 0, O_JSON }, { "isa", required_argument, 0, O_ISA },
+        { "device", required_argument, 0, O_DEVICE }, { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
+    };
+    uint32_t n_pp = 512, n_tg = 128, reps = 5, threads = 0;
+    bool json = false;
+    aik_model *m = NULL;
+    aik_session *s = NULL;
+    aik_error err;
+    int32_t *toks = NULL;
+    double *pp = NULL, *tg = NULL;
+    int c, rc = 1;
+
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "p:n:r:t:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'p': n_pp = (uint32_t)strtoul(optarg, NULL, 10); break;
+        case 'n': n_tg = (uint32_t)strtoul(optarg, NULL, 10); break;
+        case 'r': reps = (uint32_t)strtoul(optarg, NULL, 10); break;
+        case 't': threads = (uint32_t)strtoul(optarg, NULL, 10); break;
+        case O_JSON: json = true; break;
+        case O_ISA: {
+            aik_cpu_isa want = strcmp(optarg, "scalar") == 0 ? AIK_CPU_SCALAR
+                             : strcmp(optarg, "avx2") == 0   ? AIK_CPU_AVX2
+                                                             : AIK_CPU_AVX512;
+            if (aik_cpu_set_isa(want) != want)
+                fprintf(stderr, "aikctl bench: this CPU lacks %s; using %s\n", optarg,
+                        aik_cpu_isa_name(aik_cpu_active_isa()));
+            break;
+        }
+        case O_DEVICE:
+            if (strcmp(optarg, "cpu") != 0) {
+                fprintf(stderr, "aikctl bench: device '%s' not available in this build (cpu only)\n", optarg);
+                return 1;
+            }
+            break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind + 1 != argc || reps == 0 || (n_pp == 0 && n_tg == 0)) {
+        usage(stderr);
+        return 2;
+    }
+    if (aik_model_open(argv[optind], 0, NULL, &m, &err) < 0) {
+        aikctl_print_error(argv[optind], &err);
+        return 1;
+    }
+    uint32_t need = n_pp > n_tg ? n_pp : n_tg;
+    if (need > m->hp.ctx_len) {
+        fprintf(stderr, "aikctl bench: %u tokens exceed the model's context of %u\n", need, m->hp.ctx_len);
+        goto out;
+    }
+    aik_session_config sc = { .n_threads = threads, .ctx_len = need, .batch = n_pp ? n_pp : 1 };
+    if (aik_session_new(m, &sc, &s, &err) < 0) {
+        aikctl_print_error("session", &err);
+        goto out;
+    }
+    toks = malloc(need * sizeof(int32_t));
+    pp = calloc(reps, sizeof(double));
+    tg = calloc(reps, sizeof(double));
+    if (!toks || !pp || !tg)
+        goto out;
+    uint64_t rng = 0x1234567;
+    for (uint32_t i = 0; i < need; i++)
+        toks[i] = (int32_t)(xorshift(&rng) % m->hp.n_vocab);
+
+    /* warm-up: page in the weights, spin up the threads */
+    double dummy;
+    if (measure(s, toks, n_pp ? n_pp : n_tg, n_pp != 0, &dummy, &err) < 0) {
+        aikctl_print_error("bench", &err);
+        goto out;
+    }
+    for (uint32_t r = 0; r < reps; r++) {
+        if ((n_pp && measure(s, toks, n_pp, true, &pp[r], &err) < 0) ||
+            (n_tg && measure(s, toks, n_tg, false, &tg[r], &err) < 0)) {
+            aikctl_print_error("bench", &err);
+            goto out;
+        }
+    }
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    uint64_t wbytes = aik_graph_weight_bytes(m->graph);
+    stat3 spp = n_pp ? summarize(pp, (int)reps) : (stat3){ 0 };
+    stat3 stg = n_tg ? summarize(tg, (int)reps) : (stat3){ 0 };
+    int nthreads = (int)(threads ? threads : (uint32_t)sysconf(_SC_NPROCESSORS_ONLN));
+
+    if (json) {
+        json_t *o = json_pack("{s:s, s:s, s:i, s:I, s:I, s:I, s:s}", "model", argv[optind], "backend", "cpu",
+                              "threads", nthreads, "params", (json_int_t)m->pkg->hdr.parameter_count,
+                              "weight_bytes", (json_int_t)wbytes, "peak_rss_bytes", (json_int_t)ru.ru_maxrss * 1024,
+                              "isa", aik_cpu_isa_name(aik_cpu_active_isa()));
+        if (n_pp)
+            json_object_set_new(o, "pp", json_pack("{s:i, s:f, s:f, s:f}", "n_tokens", (int)n_pp, "tps_median",
+                                                   spp.median, "tps_min", spp.min, "tps_max", spp.max));
+        if (n_tg)
+            json_object_set_new(o, "tg", json_pack("{s:i, s:f, s:f, s:f, s:f}", "n_tokens", (int)n_tg, "tps_median",
+                                                   stg.median, "tps_min", stg.min, "tps_max", stg.max,
+                                                   "weight_gbps", stg.median * (double)wbytes / 1e9));
+        json_object_set_new(o, "repetitions", json_integer(reps));
+        char *txt = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        puts(txt);
+        free(txt);
+        json_decref(o);
+    } else {
+        printf("model: %s  params: %llu  weights: %.1f MiB  threads: %d  isa: %s\n", argv[optind],
+               (unsigned long long)m->pkg->hdr.parameter_count, (double)wbytes / 1048576.0, nthreads,
+               aik_cpu_isa_name(aik_cpu_active_isa()));
+        printf("%-8s %12s %12s %12s %14s\n", "test", "t/s median", "t/s min", "t/s max", "weight GB/s");
+        if (n_pp)
+            printf("pp%-6u %12.2f %12.2f %12.2f %14s\n", n_pp, spp.median, spp.min, spp.max, "-");
+        if (n_tg)
+            printf("tg%-6u %12.2f %12.2f %12.2f %14.2f\n", n_tg, stg.median, stg.min, stg.max,
+                   stg.median * (double)wbytes / 1e9);
+        printf("peak RSS: %.1f MiB  (%u repetitions)\n", (double)ru.ru_maxrss / 1024.0, reps);
+    }
+    rc = 0;
+out:
+    free(toks);
+    free(pp);
+    free(tg);
+    aik_session_free(s);
+    aik_model_free(m);
+    return rc;
+}
