@@ -11,6 +11,8 @@
  *     chosen provider whose capability version is in the range; one
  *     provider per capability id and one version per module name in a plan
  *     (so requirements ^1.0 and ^2.0 on the same capability conflict);
+ *   - a capability module's `base` requirement is bound to an architecture
+ *     module;
  *   - each module must fit the constraints (memory, backends, latency) and
  *     the plan as a whole must fit the memory budget and share a backend;
  *   - the dependency edges of the plan must be acyclic;

@@ -549,7 +549,8 @@ static int h_tokens_per_s(ctx *c, const ynode *n, void *dst, const char *path)
     char *end = NULL;
     double v;
 
-    if (!n->plain || n->str[0] == '\0' || !strchr("0123456789", n->str[0]))
+    /* digits, '.', exponent: no hex floats, no inf/nan */
+    if (!n->plain || n->str[0] < '0' || n->str[0] > '9' || n->str[strspn(n->str, "0123456789.eE+-")] != '\0')
         return FAIL_NODE(c, n, path, "expected a number, got '%s'", n->str);
     errno = 0;
     v = strtod(n->str, &end);
@@ -651,25 +652,11 @@ static int dtype_lookup(const char *name, uint32_t *ret_bit)
     return 0;
 }
 
-/* The CPU feature names of loader/exec_profile.h. The loader will offer
- * aik_cpu_feature_from_name(); until every build has it, capgraph keeps
- * its own copy of the (stable) table so it does not depend on it. */
-static const struct { const char *name; uint32_t bit; } cpu_feats[] = {
-    { "sse4.2", AIK_CPU_FEAT_SSE42 }, { "avx", AIK_CPU_FEAT_AVX }, { "avx2", AIK_CPU_FEAT_AVX2 },
-    { "fma", AIK_CPU_FEAT_FMA }, { "f16c", AIK_CPU_FEAT_F16C }, { "avx512f", AIK_CPU_FEAT_AVX512F },
-    { "avx512bw", AIK_CPU_FEAT_AVX512BW }, { "avx512vl", AIK_CPU_FEAT_AVX512VL },
-    { "avx512vnni", AIK_CPU_FEAT_AVX512VNNI }, { "avxvnni", AIK_CPU_FEAT_AVXVNNI },
-};
-
+/* CPU feature names are the loader's (loader/exec_profile.c), so that a
+ * profile and the host check agree on them. */
 static int cpu_lookup(const char *name, uint32_t *ret_bit)
 {
-    for (size_t i = 0; i < sizeof(cpu_feats) / sizeof(cpu_feats[0]); i++) {
-        if (strcmp(name, cpu_feats[i].name) == 0) {
-            *ret_bit = cpu_feats[i].bit;
-            return 0;
-        }
-    }
-    return -EINVAL;
+    return aik_cpu_feature_from_name(name, ret_bit);
 }
 
 static int bits_from_seq(ctx *c, const ynode *n, uint32_t *dst, const char *path, bit_lookup fn, const char *what)

@@ -26,6 +26,7 @@ typedef struct pending {
     const aik_semver_range *range;
     const char *range_text;
     long from;                 /* requiring module, -1 for the intent */
+    bool is_base;              /* the requiring module's `base`: needs an architecture module */
 } pending;
 
 typedef struct mod_info {
@@ -335,6 +336,7 @@ static void try_candidate(search *s, size_t pi, size_t m)
         s->pend[s->n_pend].range = &p->requires[i].range;
         s->pend[s->n_pend].range_text = p->requires[i].range_text;
         s->pend[s->n_pend].from = (long)m;
+        s->pend[s->n_pend].is_base = p->base && strcmp(p->base, p->requires[i].id) == 0;
         s->n_pend++;
     }
     uint64_t save_mem = s->mem;
@@ -354,7 +356,7 @@ static void step(search *s, size_t pi)
 {
     const pending *q;
     long b;
-    bool any_provider = false, any_in_range = false, any_allowed = false;
+    bool any_provider = false, any_in_range = false, any_allowed = false, wrong_kind = false;
     char lb[128], lb2[128], v[96];
 
     if (s->aborted)
@@ -371,7 +373,10 @@ static void step(search *s, size_t pi)
     b = bound(s, q->id);
     if (b >= 0) {
         const aik_capability *cap = cap_of(s->g->mods[b], q->id);
-        if (aik_semver_range_match(q->range, &cap->version))
+        if (q->is_base && s->g->mods[b]->kind != AIK_MODULE_ARCHITECTURE)
+            fail(s, F_CONFLICT, q->from, "%s needs its base %s from an architecture module, but the plan has it from %s",
+                 who_str(s, q->from, lb, sizeof(lb)), q->id, label(s, (size_t)b, lb2, sizeof(lb2)));
+        else if (aik_semver_range_match(q->range, &cap->version))
             step(s, pi + 1);
         else
             fail(s, F_CONFLICT, q->from, "%s requires %s %s, but the plan already has %s %s from %s",
@@ -386,6 +391,10 @@ static void step(search *s, size_t pi)
         any_provider = true;
         if (!aik_semver_range_match(q->range, &cap->version))
             continue;
+        if (q->is_base && s->g->mods[m]->kind != AIK_MODULE_ARCHITECTURE) {
+            wrong_kind = true; /* only a model can be the base a capability module applies to */
+            continue;
+        }
         any_in_range = true;
         s->info[m].considered = true;
         if (s->info[m].reject)
@@ -406,8 +415,9 @@ static void step(search *s, size_t pi)
                 o += (size_t)snprintf(have + o, sizeof(have) - o, "%s%s from %s", o ? ", " : "",
                                       aik_semver_format(&cap->version, v, sizeof(v)), label(s, m, lb2, sizeof(lb2)));
         }
-        fail(s, F_MISSING, q->from, "%s requires %s %s: no installed version matches (installed: %s)",
-             who_str(s, q->from, lb, sizeof(lb)), q->id, q->range_text, have);
+        fail(s, F_MISSING, q->from, "%s requires %s %s: no installed version matches (installed: %s)%s",
+             who_str(s, q->from, lb, sizeof(lb)), q->id, q->range_text, have,
+             wrong_kind ? "; its base must come from an architecture module" : "");
     } else if (!any_allowed) {
         fail(s, F_CONSTRAINT, q->from, "%s requires %s %s: every provider is excluded by the constraints",
              who_str(s, q->from, lb, sizeof(lb)), q->id, q->range_text);
@@ -536,8 +546,9 @@ static void explain_chosen(const search *s, aik_explanation *ex, size_t m, const
         const char *id = p->provides[c].id;
         aik_semver_format(&p->provides[c].version, v, sizeof(v));
         if (strcmp(id, intent_id) == 0 && o < sizeof(why))
-            o += (size_t)snprintf(why + o, sizeof(why) - o, "%sprovides %s %s for the intent (%s)", o ? "; " : "", id, v,
-                                  intent_range);
+            o += (size_t)snprintf(why + o, sizeof(why) - o, "%sprovides %s %s for the intent%s%s%s", o ? "; " : "", id, v,
+                                  strcmp(intent_range, "*") ? " (" : "", strcmp(intent_range, "*") ? intent_range : "",
+                                  strcmp(intent_range, "*") ? ")" : "");
         for (size_t k = 0; k < s->best_n; k++) {
             const aik_profile *u = s->g->mods[s->best[k]];
             for (size_t r = 0; r < u->n_requires; r++)

@@ -39,12 +39,12 @@ struct aik_textmatch {
 
 /* Function words that say nothing about which capability is wanted. */
 static const char *const stop_words[] = {
-    "a", "about", "all", "am", "an", "and", "any", "are", "as", "at", "be", "been", "but", "by", "can", "could",
-    "did", "do", "does", "for", "from", "had", "has", "have", "he", "her", "him", "his", "how", "i", "if", "in",
-    "into", "is", "it", "its", "just", "let", "me", "my", "of", "on", "or", "our", "please", "she", "should",
-    "so", "some", "than", "that", "the", "their", "them", "then", "there", "these", "they", "this", "those",
-    "to", "us", "was", "we", "were", "what", "when", "where", "which", "who", "whom", "why", "will", "with",
-    "would", "you", "your",
+    "a", "about", "all", "am", "an", "and", "another", "any", "are", "as", "at", "be", "been", "but", "by", "can",
+    "could", "did", "do", "does", "for", "from", "get", "give", "had", "has", "have", "he", "her", "him", "his",
+    "how", "i", "if", "in", "into", "is", "it", "its", "just", "let", "me", "my", "need", "of", "on", "or",
+    "other", "our", "please", "she", "should", "so", "some", "tell", "than", "that", "the", "their", "them",
+    "then", "there", "these", "they", "this", "those", "to", "us", "want", "was", "we", "were", "what", "when",
+    "where", "which", "who", "whom", "why", "will", "with", "would", "you", "your",
 };
 
 static bool is_stop(const char *w)
@@ -348,6 +348,8 @@ int aik_textmatch_query(aik_textmatch *tm, const char *text, const aik_wordnet *
     size_t nq, nres = 0;
     aik_textmatch_result *res = NULL;
     float *qvec = NULL, *pvec = NULL;
+    bool *known = NULL;
+    size_t n_known = 0;
     double w_emb = 0;
     unsigned flags = wn ? AIK_TEXTMATCH_USED_WORDNET : 0;
     int r;
@@ -389,6 +391,21 @@ int aik_textmatch_query(aik_textmatch *tm, const char *text, const aik_wordnet *
         }
     }
 
+    /* Query words related to no phrasing at all (usually the word the user
+     * asks about) say nothing about which capability is wanted: Q only
+     * counts the others. */
+    known = calloc(nq ? nq : 1, sizeof(*known));
+    if (!known) {
+        r = -ENOMEM;
+        goto out;
+    }
+    for (size_t k = 0; k < nq; k++)
+        for (size_t i = 0; i < tm->n && !known[k]; i++)
+            for (size_t j = 0; j < tm->v[i].n_terms && !known[k]; j++)
+                known[k] = sim(&q[k], &tm->v[i].terms[j]) > 0;
+    for (size_t k = 0; k < nq; k++)
+        n_known += known[k];
+
     for (size_t i = 0; i < tm->n; i++) {
         const phrase *p = &tm->v[i];
         double num = 0, den = 0, qsum = 0, lexical, cos = -1, score;
@@ -406,6 +423,8 @@ int aik_textmatch_query(aik_textmatch *tm, const char *text, const aik_wordnet *
         }
         for (size_t k = 0; k < nq; k++) {
             double best = 0;
+            if (!known[k])
+                continue;
             for (size_t j = 0; j < p->n_terms; j++) {
                 double s = sim(&q[k], &p->terms[j]);
                 if (s > best)
@@ -413,8 +432,8 @@ int aik_textmatch_query(aik_textmatch *tm, const char *text, const aik_wordnet *
             }
             qsum += best;
         }
-        lexical = (den > 0 ? 0.75 * num / den : 0) + (nq > 0 ? 0.25 * qsum / (double)nq : 0);
-        if (den <= 0 || nq == 0)
+        lexical = (den > 0 && n_known > 0) ? pow(num / den, 0.75) * pow(qsum / (double)n_known, 0.25) : 0;
+        if (den <= 0 || n_known == 0)
             lexical = 0;
         score = lexical;
         if (w_emb > 0) {
@@ -452,6 +471,7 @@ out:
         for (size_t i = 0; i < AIK_TEXTMATCH_MAX_TOKENS; i++)
             exp_free(&q[i].exp);
     free(q);
+    free(known);
     free(res);
     free(qvec);
     free(pvec);

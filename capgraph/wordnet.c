@@ -85,6 +85,16 @@ static int file_map(const char *dir, const char *name, wn_file *f, aik_error *er
     return 0;
 }
 
+/* Length of the first token of the line at off (the mapping is not
+ * NUL-terminated: stop at the end of the file). */
+static size_t key_len(const wn_file *f, size_t off)
+{
+    size_t n = 0;
+    while (off + n < f->size && f->base[off + n] != ' ' && f->base[off + n] != '\n')
+        n++;
+    return n;
+}
+
 /* Offsets of the lines that hold entries (the license header lines of
  * index files start with two spaces), and a check that they are sorted,
  * because lookups binary-search them. */
@@ -101,13 +111,8 @@ static int index_lines(wn_file *f, const char *name, aik_error *err)
             if (prev != SIZE_MAX) {
                 /* Compare keys (up to the first space) byte-wise. */
                 const char *a = f->base + prev, *b = f->base + off;
-                size_t la = strcspn(a, " \n"), lb = strcspn(b, " \n");
-                int c;
-                if (la > f->size - prev)
-                    la = f->size - prev;
-                if (lb > f->size - off)
-                    lb = f->size - off;
-                c = memcmp(a, b, la < lb ? la : lb);
+                size_t la = key_len(f, prev), lb = key_len(f, off);
+                int c = memcmp(a, b, la < lb ? la : lb);
                 if (c > 0 || (c == 0 && la > lb))
                     return aik_fail(err, -EBADMSG, name, "entries are not sorted at byte %zu", off);
             }
@@ -300,7 +305,7 @@ static void emit_lemma(emitter *e, span w, float weight)
  * word_num: the 1-based number of our word in this synset (for lexical
  * pointers), 0 when unknown. */
 static void visit_synset(const aik_wordnet *wn, int pos, uint64_t offset, const char *word, float w_syn, bool follow,
-                         emitter *e, int depth);
+                         bool gloss, emitter *e, int depth);
 
 static int pos_from_char(span t)
 {
@@ -335,14 +340,42 @@ static span synset_word(const aik_wordnet *wn, int pos, uint64_t offset, uint64_
     return none;
 }
 
-static void visit_synset(const aik_wordnet *wn, int pos, uint64_t offset, const char *word, float w_syn, bool follow,
-                         emitter *e, int depth)
+/* Emit the words of a synset's definition: the gloss after '|', up to the
+ * first ';' (what follows are quoted examples). */
+static void emit_gloss(span l, emitter *e)
 {
+    const char *p = l.p;
+
+    while (p < l.end && *p != '|')
+        p++;
+    while (p < l.end && *p != ';' && *p != '"' && e->stop >= 0) {
+        char buf[WN_MAX_WORD + 1];
+        size_t n = 0;
+        while (p < l.end && !((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')))
+            if (*p++ == ';')
+                return;
+        while (p < l.end && ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z'))) {
+            if (n < WN_MAX_WORD)
+                buf[n++] = (*p >= 'A' && *p <= 'Z') ? (char)(*p - 'A' + 'a') : *p;
+            p++;
+        }
+        if (n >= 3 && n < WN_MAX_WORD) {
+            buf[n] = '\0';
+            e->stop = e->fn(e->user, buf, AIK_WORDNET_W_GLOSS);
+        }
+    }
+}
+
+static void visit_synset(const aik_wordnet *wn, int pos, uint64_t offset, const char *word, float w_syn, bool follow,
+                         bool gloss, emitter *e, int depth)
+{
+    span whole;
     span l = line_at(&wn->data[pos], offset), t;
     uint64_t v, wcnt, pcnt, our = 0;
 
     if (!l.p || depth > 1)
         return;
+    whole = l;
     /* synset_offset lex_filenum ss_type w_cnt */
     if (!next_tok(&l, &t) || !tok_num(t, 10, UINT32_MAX, &v) || v != offset)
         return; /* the offset must point at the start of its own line */
@@ -358,6 +391,8 @@ static void visit_synset(const aik_wordnet *wn, int pos, uint64_t offset, const 
             our = i;
         emit_lemma(e, w, w_syn);
     }
+    if (gloss)
+        emit_gloss(whole, e);
     if (!follow)
         return;
     if (!next_tok(&l, &t) || !tok_num(t, 10, 999, &pcnt))
@@ -374,7 +409,7 @@ static void visit_synset(const aik_wordnet *wn, int pos, uint64_t offset, const 
             continue;
         if (tok_eq(sym, "@") || tok_eq(sym, "&")) {
             /* hypernym / similar-to: the other synset's lemmas */
-            visit_synset(wn, tpos, toff, NULL, AIK_WORDNET_W_RELATED, false, e, depth + 1);
+            visit_synset(wn, tpos, toff, NULL, AIK_WORDNET_W_RELATED, false, false, e, depth + 1);
         } else if (tok_eq(sym, "+") && srctgt != 0 && (srctgt >> 8) == our) {
             /* derivationally related form of our word: only its target lemma */
             span w = synset_word(wn, tpos, toff, srctgt & 0xff);
@@ -408,7 +443,7 @@ static void expand_lemma(const aik_wordnet *wn, int pos, const char *lemma, emit
         uint64_t off;
         if (!next_tok(&l, &t) || !tok_num(t, 10, UINT32_MAX, &off))
             return;
-        visit_synset(wn, pos, off, lemma, AIK_WORDNET_W_SYNONYM, true, e, 0);
+        visit_synset(wn, pos, off, lemma, AIK_WORDNET_W_SYNONYM, true, i < AIK_WORDNET_GLOSS_SENSES, e, 0);
     }
 }
 

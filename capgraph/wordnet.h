@@ -9,8 +9,10 @@
  *
  * Used by the intent matcher to relate words by meaning: base forms
  * (morphy: exception lists, then the WordNet detachment rules), synonyms
- * (other lemmas of the word's first senses), and related words (hypernyms,
- * derivationally related forms, similar adjectives).
+ * (other lemmas of the word's first senses), related words (hypernyms,
+ * derivationally related forms, similar adjectives) and the words of the
+ * definitions (glosses) of its most frequent senses, which is how "define"
+ * ("give a definition for the meaning of a word") relates to "mean".
  */
 #ifndef AIK_CAPGRAPH_WORDNET_H
 #define AIK_CAPGRAPH_WORDNET_H
@@ -29,6 +31,11 @@
 #define AIK_WORDNET_W_BASE 1.0f     /* the word itself or an inflection (morphy) */
 #define AIK_WORDNET_W_SYNONYM 0.8f  /* another lemma of one of its synsets */
 #define AIK_WORDNET_W_RELATED 0.6f  /* hypernym, derivation, similar-to */
+#define AIK_WORDNET_W_GLOSS 0.5f    /* a word of the definition (gloss) of one of its senses */
+
+/* Glosses are read for the first senses only: later ones are rarer and
+ * their definitions drift away from the everyday meaning. */
+#define AIK_WORDNET_GLOSS_SENSES 2
 
 typedef struct aik_wordnet aik_wordnet;
 

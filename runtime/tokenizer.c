@@ -67,24 +67,6 @@ uint32_t tok_byte_to_cp(uint8_t b)
     return 256 + n;
 }
 
-/* Inverse: byte for a code point, or -1 when cp is not in the mapping. */
-static int cp_to_byte(uint32_t cp)
-{
-    static int16_t table[0x144];
-    static bool ready; /* benign race: every thread writes identical values */
-
-    if (!__atomic_load_n(&ready, __ATOMIC_ACQUIRE)) {
-        int16_t tmp[0x144];
-        for (unsigned i = 0; i < 0x144; i++)
-            tmp[i] = -1;
-        for (unsigned b = 0; b < 256; b++)
-            tmp[tok_byte_to_cp((uint8_t)b)] = (int16_t)b;
-        memcpy(table, tmp, sizeof(table));
-        __atomic_store_n(&ready, true, __ATOMIC_RELEASE);
-    }
-    return cp < 0x144 ? table[cp] : -1;
-}
-
 static size_t utf8_put(uint32_t cp, char *out)
 {
     if (cp < 0x80) {
@@ -554,10 +536,16 @@ int aik_tokenizer_load(const void *blob, size_t len, aik_tokenizer **ret_tok, ai
         t->eog[t->eos_id] = 1;
 
     /* Byte tokens. */
+    for (unsigned c = 0; c < 0x144; c++)
+        t->cp_byte[c] = -1;
+    for (unsigned c = 0; c < 256; c++) {
+        t->byte_cp[c] = (uint16_t)tok_byte_to_cp((uint8_t)c);
+        t->cp_byte[t->byte_cp[c]] = (int16_t)c;
+    }
     for (unsigned c = 0; c < 256; c++) {
         char buf[8];
         if (t->kind == AIK_TOKENIZER_BYTE_BPE) {
-            size_t n = utf8_put(tok_byte_to_cp((uint8_t)c), buf);
+            size_t n = utf8_put(t->byte_cp[c], buf);
             t->byte_tok[c] = tok_lookup(t, buf, n);
             if (t->byte_tok[c] < 0) {
                 r = aik_fail(err, -EINVAL, "tokens", "byte 0x%02X (U+%04X) has no token; byte BPE needs all 256",
@@ -694,7 +682,7 @@ int aik_tokenizer_blob_build(const aik_tokenizer_spec *spec, uint8_t **ret_blob,
     uint64_t text_size = 0, off[TOKB_N_SECTIONS], size[TOKB_N_SECTIONS], pos, total;
     const char *regex = NULL;
     size_t tmpl_len = 0, regex_len = 0;
-    uint32_t flags = 0;
+    uint32_t flags = 0, n_merges;
     aik_tokenizer *check = NULL;
     int32_t ids[4];
     static const char *const id_names[4] = { "bos_id", "eos_id", "unk_id", "pad_id" };
@@ -710,13 +698,13 @@ int aik_tokenizer_blob_build(const aik_tokenizer_spec *spec, uint8_t **ret_blob,
                         spec->n_vocab, AIK_TOKENIZER_MAX_VOCAB);
     if (!spec->tokens)
         return aik_fail(err, -EINVAL, "tokens", "is NULL");
-    if (spec->n_merges > AIK_TOKENIZER_MAX_MERGES)
-        return aik_fail(err, -E2BIG, "n_merges", "is %u, limit %u", spec->n_merges, AIK_TOKENIZER_MAX_MERGES);
-    if (spec->n_merges && !spec->merges)
-        return aik_fail(err, -EINVAL, "merges", "is NULL but n_merges is %u", spec->n_merges);
-    if (spec->kind == AIK_TOKENIZER_SPM_BPE && spec->n_merges)
-        return aik_fail(err, -EINVAL, "n_merges", "is %u; SPM tokenizers merge by score and take no merges",
-                        spec->n_merges);
+    /* SPM merges by score; merges some converters emit for it are ignored
+     * (as llama.cpp does), so n_merges counts for byte BPE only. */
+    n_merges = spec->kind == AIK_TOKENIZER_BYTE_BPE ? spec->n_merges : 0;
+    if (n_merges > AIK_TOKENIZER_MAX_MERGES)
+        return aik_fail(err, -E2BIG, "n_merges", "is %u, limit %u", n_merges, AIK_TOKENIZER_MAX_MERGES);
+    if (n_merges && !spec->merges)
+        return aik_fail(err, -EINVAL, "merges", "is NULL but n_merges is %u", n_merges);
     ids[0] = spec->bos_id;
     ids[1] = spec->eos_id;
     ids[2] = spec->unk_id;
@@ -801,14 +789,14 @@ int aik_tokenizer_blob_build(const aik_tokenizer_spec *spec, uint8_t **ret_blob,
     }
 
     /* Merges "left right" -> canonical ids. */
-    if (spec->n_merges) {
-        merge_ids = malloc(8ull * spec->n_merges);
+    if (n_merges) {
+        merge_ids = malloc(8ull * n_merges);
         if (!merge_ids) {
             r = -ENOMEM;
             goto out;
         }
     }
-    for (uint32_t i = 0; i < spec->n_merges; i++) {
+    for (uint32_t i = 0; i < n_merges; i++) {
         const char *m = spec->merges[i], *sp;
         char where[48];
         int32_t l, rt;
@@ -848,7 +836,7 @@ int aik_tokenizer_blob_build(const aik_tokenizer_spec *spec, uint8_t **ret_blob,
     size[TOKB_SEC_TOKEN_TEXT] = text_size;
     size[TOKB_SEC_SCORES] = spec->scores ? 4ull * spec->n_vocab : 0;
     size[TOKB_SEC_TYPES] = spec->n_vocab;
-    size[TOKB_SEC_MERGES] = 8ull * spec->n_merges;
+    size[TOKB_SEC_MERGES] = 8ull * n_merges;
     size[TOKB_SEC_PRE_REGEX] = regex_len;
     size[TOKB_SEC_TEMPLATE] = tmpl_len;
     pos = TOKB_HEADER_SIZE;
@@ -879,7 +867,7 @@ int aik_tokenizer_blob_build(const aik_tokenizer_spec *spec, uint8_t **ret_blob,
     wr32(blob + 16, (uint32_t)spec->kind);
     wr32(blob + 20, flags);
     wr32(blob + 24, spec->n_vocab);
-    wr32(blob + 28, spec->n_merges);
+    wr32(blob + 28, n_merges);
     for (int i = 0; i < 4; i++)
         wr32(blob + 32 + 4 * i, (uint32_t)ids[i]);
     for (int i = 0; i < TOKB_N_SECTIONS; i++)
@@ -896,7 +884,7 @@ int aik_tokenizer_blob_build(const aik_tokenizer_spec *spec, uint8_t **ret_blob,
         }
     }
     memcpy(blob + off[TOKB_SEC_TYPES], types, spec->n_vocab);
-    for (uint64_t i = 0; i < 2ull * spec->n_merges; i++)
+    for (uint64_t i = 0; i < 2ull * n_merges; i++)
         wr32(blob + off[TOKB_SEC_MERGES] + 4 * i, merge_ids[i]);
     if (regex_len)
         memcpy(blob + off[TOKB_SEC_PRE_REGEX], regex, regex_len);
@@ -1002,7 +990,7 @@ static size_t token_piece(const aik_tokenizer *t, uint32_t id, char *out)
         for (size_t i = 0; i < n;) {
             uint32_t cp;
             size_t l = utf8_get(s + i, n - i, &cp);
-            int byte = l ? cp_to_byte(cp) : -1;
+            int byte = (l && cp < 0x144) ? t->cp_byte[cp] : -1;
             if (byte >= 0) {
                 out[o++] = (char)byte;
                 i += l;

@@ -88,7 +88,7 @@ typedef struct aik_tokenizer_spec {
     const uint8_t *token_types;  /* [n_vocab] enum aik_token_type, or NULL: NORMAL, except
                                     bos/eos/pad = CONTROL, unk = UNKNOWN and, for SPM,
                                     texts of the form "<0xXX>" = BYTE */
-    uint32_t n_merges;           /* byte BPE only (SPM ignores merges) */
+    uint32_t n_merges;           /* byte BPE only (SPM ignores merges and stores none) */
     const char *const *merges;   /* [n_merges] "left right" in rank order, as in GGUF
                                     tokenizer.ggml.merges / HF merges.txt. Split at the
                                     first space after the first byte. left, right and

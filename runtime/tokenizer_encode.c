@@ -196,7 +196,7 @@ static int bpe_word(const aik_tokenizer *t, work *w, const uint8_t *s, size_t n,
             return r;
         w->buf_cap = cap;
         for (size_t i = 0; i < n; i++) {
-            uint32_t cp = tok_byte_to_cp(s[i]);
+            uint32_t cp = t->byte_cp[s[i]];
             if (cp < 0x80) {
                 w->buf[m++] = (char)cp;
             } else {

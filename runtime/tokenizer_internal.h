@@ -74,6 +74,10 @@ struct aik_tokenizer {
      * SPM: token "<0xXX>", else the one-byte token, else -1. */
     int32_t byte_tok[256];
 
+    /* GPT-2 byte <-> code point tables (byte BPE), filled at load. */
+    uint16_t byte_cp[256];
+    int16_t cp_byte[0x144]; /* -1: code point is not in the mapping */
+
     /* CONTROL / USER_DEFINED / UNKNOWN tokens with non-empty text, longest
      * text first (ties: lower id first), for the special-token partition. */
     int32_t *special;

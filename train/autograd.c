@@ -123,6 +123,9 @@ int aik_tape_new(const aik_graph *g, uint32_t max_T, aik_threadpool *pool, aik_t
     }
     if (scratch && !(t->mm_scratch = malloc(scratch)))
         goto oom;
+    /* Frozen non-f32 weights are dequantized for the backward's dx = dy·W. */
+    if (t->deq_floats && !(t->deq = malloc(t->deq_floats * sizeof(float))))
+        goto oom;
     *ret = t;
     return 0;
 oom:

@@ -290,6 +290,23 @@ static float avx2_dot_q4_0(const void *wv, const void *xv, int64_t n)
 /* Prefetch distance for the weight streams, in blocks (~1 KiB ahead). */
 #define PF_BLOCKS 32
 
+/* d_w * d_x of block i for the 4 rows in one conversion and one multiply;
+ * row r's broadcast is then a single permute. Same products as the scalar
+ * fp16(w.d) * fp16(x.d) of the 1-row kernel, so results stay identical. */
+static inline __m256 scales4(uint16_t d0, uint16_t d1, uint16_t d2, uint16_t d3,
+                             uint16_t dx)
+{
+    const __m128 dw = _mm_cvtph_ps(_mm_setr_epi16((short)d0, (short)d1, (short)d2, (short)d3,
+                                                  0, 0, 0, 0));
+    const __m128 d = _mm_mul_ps(dw, _mm_set1_ps(fp16(dx)));
+    return _mm256_castps128_ps256(d);
+}
+
+static inline __m256 lane_bcast(__m256 v, int r)
+{
+    return _mm256_permutevar8x32_ps(v, _mm256_set1_epi32(r));
+}
+
 static void avx2_dot4_q8_0(const void *wv, size_t stride, const void *xv, int64_t n,
                            float out[4])
 {
@@ -303,12 +320,12 @@ static void avx2_dot4_q8_0(const void *wv, size_t stride, const void *xv, int64_
     const int64_t nb = n / AIK_QK8_0;
     for (int64_t i = 0; i < nb; i++) {
         const __m256i xq = _mm256_loadu_si256((const __m256i *)x[i].qs);
-        const float dx = fp16(x[i].d);
+        const __m256 d4 = scales4(w[0][i].d, w[1][i].d, w[2][i].d, w[3][i].d, x[i].d);
         #pragma GCC unroll 4
         for (int r = 0; r < 4; r++) {
             if (i + PF_BLOCKS < nb)
                 _mm_prefetch((const char *)&w[r][i + PF_BLOCKS], _MM_HINT_T0);
-            const __m256 d = _mm256_set1_ps(fp16(w[r][i].d) * dx);
+            const __m256 d = lane_bcast(d4, r);
             acc[r] = _mm256_fmadd_ps(d, dot_i8x32(_mm256_loadu_si256((const __m256i *)w[r][i].qs), xq),
                                      acc[r]);
         }
@@ -333,12 +350,12 @@ static void avx2_dot4_q4_0(const void *wv, size_t stride, const void *xv, int64_
     for (int64_t i = 0; i < nb; i++) {
         const __m256i xq = _mm256_loadu_si256((const __m256i *)x[i].qs);
         const __m256i xs8 = block_sum8(xq);
-        const float dx = fp16(x[i].d);
+        const __m256 d4 = scales4(w[0][i].d, w[1][i].d, w[2][i].d, w[3][i].d, x[i].d);
         #pragma GCC unroll 4
         for (int r = 0; r < 4; r++) {
             if (i + PF_BLOCKS < nb)
                 _mm_prefetch((const char *)&w[r][i + PF_BLOCKS], _MM_HINT_T0);
-            const __m256 d = _mm256_set1_ps(fp16(w[r][i].d) * dx);
+            const __m256 d = lane_bcast(d4, r);
             acc[r] = _mm256_fmadd_ps(d, dot_q4x32(q4_nibbles(w[r][i].qs), xq, xs8), acc[r]);
         }
     }

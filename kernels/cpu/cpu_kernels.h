@@ -46,10 +46,12 @@ typedef enum aik_cpu_isa {
 /* Highest level this CPU (and OS, via XSAVE state) supports. Cached. */
 aik_cpu_isa aik_cpu_detect(void);
 
-/* Force the level used by every dispatched kernel (tests, benchmarks,
- * AIK_CPU_ISA=scalar|avx2|avx512 env in tools). Clamped to aik_cpu_detect();
- * returns the level actually set. Not meant to be changed while other
- * threads run kernels (it is an atomic store, so it is merely racy, not UB). */
+/* Force the level used by every dispatched kernel (tests, benchmarks).
+ * Clamped to aik_cpu_detect(); returns the level actually set. Meant to be
+ * called while no other thread runs kernels (it is an atomic store: a race
+ * only means a kernel call runs at the old level). Without a call, the
+ * level is aik_cpu_detect(), lowered by the environment variable
+ * AIK_CPU_ISA=scalar|avx2 if set when the first kernel runs. */
 aik_cpu_isa aik_cpu_set_isa(aik_cpu_isa level);
 
 /* Level in use now (aik_cpu_detect() unless overridden). */

@@ -103,9 +103,15 @@ void aik_gemm_f32_ref(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t 
  * stays in the 48 KiB L1 while A micro-panels stream past it.
  * MC × KC (A block, 144 KiB) and KC × NC (B block, 512 KiB) stay in L2.
  * MC is a multiple of both MR values (12 and 6), NC of both NR (32, 16). */
+#ifndef GEMM_KC
 #define GEMM_KC 256
+#endif
+#ifndef GEMM_MC
 #define GEMM_MC 144
+#endif
+#ifndef GEMM_NC
 #define GEMM_NC 512
+#endif
 #define GEMM_MR_MAX 12
 #define GEMM_NR_MAX 32
 
@@ -123,19 +129,43 @@ typedef void (*ukernel_fn)(int64_t kc, const float *Ap, const float *Bp, float *
 
 typedef struct gemm_isa {
     int mr, nr;
-    ukernel_fn kernel;
+    ukernel_fn kernel_kmajor;   /* A panels [kc][MR] (A stored transposed) */
+    ukernel_fn kernel_rowmajor; /* A panels [MR][GEMM_KC] (A stored M×K) */
 } gemm_isa;
 
 /* ---------------------------------------------------------------- packing --- */
 
-/* dst[k][r] = src[k * ld + r] for r < w, 0 for w <= r < P (panel already
- * laid out along the panel dimension: plain row copies). */
-static void pack_copy(const float *src, int64_t ld, int w, int P, int64_t kc, float *dst)
+/* A block already laid out along the panel dimension (rows of k): panel p
+ * gets dst[p * pstride + k * P + r] = src[k * ld + p * P + r] for
+ * p * P + r < w, zero beyond. Row by row, so each source row is read once,
+ * in order (panel by panel would revisit the same cache lines kc times at a
+ * stride that, for power-of-two ld, maps them all to one cache set). Used for
+ * k-major A panels (A stored transposed) and B panels (B not transposed). */
+static void pack_copy(const float *src, int64_t ld, int64_t w, int P, int64_t kc,
+                      int64_t pstride, float *dst)
 {
     for (int64_t k = 0; k < kc; k++) {
-        memcpy(dst + k * P, src + k * ld, (size_t)w * sizeof(float));
-        for (int r = w; r < P; r++)
-            dst[k * P + r] = 0.0f;
+        const float *s = src + k * ld;
+        for (int64_t p0 = 0; p0 < w; p0 += P) {
+            const int n = (int)(w - p0 < P ? w - p0 : P);
+            float *d = dst + (p0 / P) * pstride + k * P;
+            memcpy(d, s + p0, (size_t)n * sizeof(float));
+            for (int r = n; r < P; r++)
+                d[r] = 0.0f;
+        }
+    }
+}
+
+/* dst[i * GEMM_KC + k] = src[i * ld + k] for i < h, 0 for h <= i < P: the
+ * rows of a row-major A micro-panel, at a fixed stride so the kernel reads
+ * them with constant offsets. */
+static void pack_rows(const float *src, int64_t ld, int h, int P, int64_t kc, float *dst)
+{
+    for (int i = 0; i < P; i++) {
+        if (i < h)
+            memcpy(dst + i * GEMM_KC, src + i * ld, (size_t)kc * sizeof(float));
+        else
+            memset(dst + i * GEMM_KC, 0, (size_t)kc * sizeof(float));
     }
 }
 
@@ -161,7 +191,8 @@ transpose8x8(__m256 *r)
 }
 
 /* dst[k][r] = src[r * ld + k] for r < w, 0 for w <= r < P: a transpose,
- * done 8 rows × 8 k at a time in registers (scalar for the k tail). */
+ * done 8 rows × 8 k at a time in registers (scalar for the k tail). Used
+ * for B panels when B is stored transposed (the forward pass X · W^T). */
 __attribute__((target("avx2,fma"))) static void
 pack_transpose(const float *src, int64_t ld, int w, int P, int64_t kc, float *dst)
 {
@@ -194,6 +225,15 @@ pack_transpose(const float *src, int64_t ld, int w, int P, int64_t kc, float *ds
     }
 }
 
+/* Touch the C tile rows (first and last column) before the k loop. */
+static inline void prefetch_c(const float *C, int64_t ldc, int mr, int nr)
+{
+    for (int i = 0; i < mr; i++) {
+        __builtin_prefetch(C + i * ldc, 1, 3);
+        __builtin_prefetch(C + i * ldc + nr - 1, 1, 3);
+    }
+}
+
 /* ------------------------------------------------------------- AVX2 6×16 --- */
 
 #define AVX2_MR 6
@@ -206,39 +246,42 @@ avx2_mask(int n) /* lanes [0, n) on, n in [0, 8] */
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), idx);
 }
 
-__attribute__((target("avx2,fma"))) static void
-ukernel_avx2(int64_t kc, const float *Ap, const float *Bp, float *C, int64_t ldc,
-             int mr, int nr, float alpha, float beta, bool load_c)
-{
-    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
-    __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
-    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
-    __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
-    __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
-    __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+/* Element (i, k) of a packed A micro-panel: k-major panels ([kc][MR], made
+ * by row copies when A is stored transposed) or row-major panels
+ * ([MR][GEMM_KC], made by row copies when it is not). Either way packing
+ * is a plain copy; the kernel reads both with constant offsets. */
+#define A_KMAJOR(MR, i, k) ((k) * (MR) + (i))
+#define A_ROWMAJOR(MR, i, k) ((i) * GEMM_KC + (k))
 
-    for (int64_t k = 0; k < kc; k++) {
-        const __m256 b0 = _mm256_load_ps(Bp), b1 = _mm256_load_ps(Bp + 8);
-        __m256 a;
-        a = _mm256_broadcast_ss(Ap + 0);
-        c00 = _mm256_fmadd_ps(a, b0, c00); c01 = _mm256_fmadd_ps(a, b1, c01);
-        a = _mm256_broadcast_ss(Ap + 1);
-        c10 = _mm256_fmadd_ps(a, b0, c10); c11 = _mm256_fmadd_ps(a, b1, c11);
-        a = _mm256_broadcast_ss(Ap + 2);
-        c20 = _mm256_fmadd_ps(a, b0, c20); c21 = _mm256_fmadd_ps(a, b1, c21);
-        a = _mm256_broadcast_ss(Ap + 3);
-        c30 = _mm256_fmadd_ps(a, b0, c30); c31 = _mm256_fmadd_ps(a, b1, c31);
-        a = _mm256_broadcast_ss(Ap + 4);
-        c40 = _mm256_fmadd_ps(a, b0, c40); c41 = _mm256_fmadd_ps(a, b1, c41);
-        a = _mm256_broadcast_ss(Ap + 5);
-        c50 = _mm256_fmadd_ps(a, b0, c50); c51 = _mm256_fmadd_ps(a, b1, c51);
-        Ap += AVX2_MR;
-        Bp += AVX2_NR;
+#define DEFINE_UKERNEL_AVX2(name, A_AT)                                                     \
+    __attribute__((target("avx2,fma"))) static void name(                                  \
+        int64_t kc, const float *Ap, const float *Bp, float *C, int64_t ldc, int mr, int nr, \
+        float alpha, float beta, bool load_c)                                               \
+    {                                                                                        \
+        __m256 c[AVX2_MR][2];                                                                \
+        if (load_c) /* C arrives while the k loop runs (it may be out of L2) */            \
+            prefetch_c(C, ldc, mr, AVX2_NR);                                                 \
+        _Pragma("GCC unroll 6") for (int i = 0; i < AVX2_MR; i++)                            \
+            c[i][0] = c[i][1] = _mm256_setzero_ps();                                         \
+        for (int64_t k = 0; k < kc; k++) {                                                   \
+            const __m256 b0 = _mm256_load_ps(Bp + k * AVX2_NR);                              \
+            const __m256 b1 = _mm256_load_ps(Bp + k * AVX2_NR + 8);                          \
+            _Pragma("GCC unroll 6") for (int i = 0; i < AVX2_MR; i++)                        \
+            {                                                                                \
+                const __m256 a = _mm256_broadcast_ss(Ap + A_AT(AVX2_MR, i, k));              \
+                c[i][0] = _mm256_fmadd_ps(a, b0, c[i][0]);                                   \
+                c[i][1] = _mm256_fmadd_ps(a, b1, c[i][1]);                                   \
+            }                                                                                \
+        }                                                                                    \
+        avx2_store_tile(c, C, ldc, mr, nr, alpha, beta, load_c);                             \
     }
 
-    const __m256 acc[AVX2_MR][2] = {
-        {c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51},
-    };
+/* Write back an AVX2 accumulator tile: fma(alpha, acc, beta * C) or
+ * alpha * acc, through masks on a partial tile (same arithmetic). */
+__attribute__((target("avx2,fma"))) static inline void
+avx2_store_tile(__m256 acc[AVX2_MR][2], float *C, int64_t ldc, int mr, int nr, float alpha,
+                float beta, bool load_c)
+{
     const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
     if (nr == AVX2_NR) {
         for (int i = 0; i < mr; i++) {
@@ -265,58 +308,71 @@ ukernel_avx2(int64_t kc, const float *Ap, const float *Bp, float *C, int64_t ldc
     }
 }
 
+DEFINE_UKERNEL_AVX2(ukernel_avx2_kmajor, A_KMAJOR)
+DEFINE_UKERNEL_AVX2(ukernel_avx2_rowmajor, A_ROWMAJOR)
+
 /* ---------------------------------------------------------- AVX-512 12×32 --- */
 
 #define AVX512_MR 12
 #define AVX512_NR 32
 
-/* 24 accumulators + 2 B vectors of the 32 zmm registers; the A values are
- * broadcast straight from memory into the FMA (embedded broadcast). */
-__attribute__((target("avx512f,avx2,fma"))) static void
-ukernel_avx512(int64_t kc, const float *Ap, const float *Bp, float *C, int64_t ldc,
-               int mr, int nr, float alpha, float beta, bool load_c)
+/* Write back an AVX-512 accumulator tile: fma(alpha, acc, beta * C) or
+ * alpha * acc, masked to the valid nr columns (full tiles use full masks,
+ * so partial tiles get the same arithmetic). */
+__attribute__((target("avx512f,avx2,fma"))) static inline void
+avx512_store_tile(__m512 acc[AVX512_MR][2], float *C, int64_t ldc, int mr, int nr,
+                  float alpha, float beta, bool load_c)
 {
-    __m512 c[AVX512_MR][2];
-#pragma GCC unroll 12
-    for (int i = 0; i < AVX512_MR; i++)
-        c[i][0] = c[i][1] = _mm512_setzero_ps();
-
-    for (int64_t k = 0; k < kc; k++) {
-        const __m512 b0 = _mm512_load_ps(Bp), b1 = _mm512_load_ps(Bp + 16);
-#pragma GCC unroll 12
-        for (int i = 0; i < AVX512_MR; i++) {
-            const __m512 a = _mm512_set1_ps(Ap[i]);
-            c[i][0] = _mm512_fmadd_ps(a, b0, c[i][0]);
-            c[i][1] = _mm512_fmadd_ps(a, b1, c[i][1]);
-        }
-        Ap += AVX512_MR;
-        Bp += AVX512_NR;
-    }
-
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
     const __mmask16 m0 = nr >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1u);
     const __mmask16 m1 = nr >= 32 ? (__mmask16)0xFFFF
                        : nr > 16  ? (__mmask16)((1u << (nr - 16)) - 1u)
                                   : (__mmask16)0;
-#pragma GCC unroll 12
-    for (int i = 0; i < AVX512_MR; i++) {
-        if (i >= mr)
-            break;
+    for (int i = 0; i < mr; i++) {
         float *ci = C + i * ldc;
         if (load_c) {
             const __m512 o0 = _mm512_maskz_loadu_ps(m0, ci);
             const __m512 o1 = _mm512_maskz_loadu_ps(m1, ci + 16);
-            _mm512_mask_storeu_ps(ci, m0, _mm512_fmadd_ps(va, c[i][0], _mm512_mul_ps(vb, o0)));
-            _mm512_mask_storeu_ps(ci + 16, m1, _mm512_fmadd_ps(va, c[i][1], _mm512_mul_ps(vb, o1)));
+            _mm512_mask_storeu_ps(ci, m0, _mm512_fmadd_ps(va, acc[i][0], _mm512_mul_ps(vb, o0)));
+            _mm512_mask_storeu_ps(ci + 16, m1,
+                                  _mm512_fmadd_ps(va, acc[i][1], _mm512_mul_ps(vb, o1)));
         } else {
-            _mm512_mask_storeu_ps(ci, m0, _mm512_mul_ps(va, c[i][0]));
-            _mm512_mask_storeu_ps(ci + 16, m1, _mm512_mul_ps(va, c[i][1]));
+            _mm512_mask_storeu_ps(ci, m0, _mm512_mul_ps(va, acc[i][0]));
+            _mm512_mask_storeu_ps(ci + 16, m1, _mm512_mul_ps(va, acc[i][1]));
         }
     }
 }
 
-static const gemm_isa isa_avx2 = {AVX2_MR, AVX2_NR, ukernel_avx2};
-static const gemm_isa isa_avx512 = {AVX512_MR, AVX512_NR, ukernel_avx512};
+/* 24 accumulators + 2 B vectors + 1 broadcast of the 32 zmm registers. */
+#define DEFINE_UKERNEL_AVX512(name, A_AT)                                                   \
+    __attribute__((target("avx512f,avx2,fma"))) static void name(                          \
+        int64_t kc, const float *Ap, const float *Bp, float *C, int64_t ldc, int mr, int nr, \
+        float alpha, float beta, bool load_c)                                               \
+    {                                                                                        \
+        __m512 c[AVX512_MR][2];                                                              \
+        if (load_c) /* C arrives while the k loop runs (it may be out of L2) */            \
+            prefetch_c(C, ldc, mr, AVX512_NR);                                               \
+        _Pragma("GCC unroll 12") for (int i = 0; i < AVX512_MR; i++)                         \
+            c[i][0] = c[i][1] = _mm512_setzero_ps();                                         \
+        for (int64_t k = 0; k < kc; k++) {                                                   \
+            const __m512 b0 = _mm512_load_ps(Bp + k * AVX512_NR);                            \
+            const __m512 b1 = _mm512_load_ps(Bp + k * AVX512_NR + 16);                       \
+            _Pragma("GCC unroll 12") for (int i = 0; i < AVX512_MR; i++)                     \
+            {                                                                                \
+                const __m512 a = _mm512_set1_ps(Ap[A_AT(AVX512_MR, i, k)]);                  \
+                c[i][0] = _mm512_fmadd_ps(a, b0, c[i][0]);                                   \
+                c[i][1] = _mm512_fmadd_ps(a, b1, c[i][1]);                                   \
+            }                                                                                \
+        }                                                                                    \
+        avx512_store_tile(c, C, ldc, mr, nr, alpha, beta, load_c);                           \
+    }
+
+DEFINE_UKERNEL_AVX512(ukernel_avx512_kmajor, A_KMAJOR)
+DEFINE_UKERNEL_AVX512(ukernel_avx512_rowmajor, A_ROWMAJOR)
+
+static const gemm_isa isa_avx2 = {AVX2_MR, AVX2_NR, ukernel_avx2_kmajor, ukernel_avx2_rowmajor};
+static const gemm_isa isa_avx512 = {AVX512_MR, AVX512_NR, ukernel_avx512_kmajor,
+                                    ukernel_avx512_rowmajor};
 
 _Static_assert(GEMM_MC % AVX2_MR == 0 && GEMM_MC % AVX512_MR == 0, "MC vs MR");
 _Static_assert(GEMM_NC % AVX2_NR == 0 && GEMM_NC % AVX512_NR == 0, "NC vs NR");
@@ -341,6 +397,7 @@ static void gemm_blocked(const gemm_isa *isa, bool trans_a, bool trans_b, int64_
     const int MR = isa->mr, NR = isa->nr;
     const int64_t KB = k_block(K);
     float *Ap = tls_pack_a, *Bp = tls_pack_b;
+    const ukernel_fn kernel = trans_a ? isa->kernel_kmajor : isa->kernel_rowmajor;
 
     for (int64_t jc = n0; jc < n1; jc += GEMM_NC) {
         const int64_t nc = n1 - jc < GEMM_NC ? n1 - jc : GEMM_NC;
@@ -350,33 +407,36 @@ static void gemm_blocked(const gemm_isa *isa, bool trans_a, bool trans_b, int64_
             const bool load_c = pc > 0 || beta != 0.0f;
             const float beta_k = pc > 0 ? 1.0f : beta;
 
-            for (int64_t jr = 0; jr < nc; jr += NR) {
-                const int w = (int)(nc - jr < NR ? nc - jr : NR);
-                float *dst = Bp + (jr / NR) * NR * kc;
-                if (trans_b)
-                    pack_transpose(B + (jc + jr) * ldb + pc, ldb, w, NR, kc, dst);
-                else
-                    pack_copy(B + pc * ldb + jc + jr, ldb, w, NR, kc, dst);
+            if (trans_b) {
+                for (int64_t jr = 0; jr < nc; jr += NR) {
+                    const int w = (int)(nc - jr < NR ? nc - jr : NR);
+                    pack_transpose(B + (jc + jr) * ldb + pc, ldb, w, NR, kc,
+                                   Bp + (jr / NR) * NR * kc);
+                }
+            } else {
+                pack_copy(B + pc * ldb + jc, ldb, nc, NR, kc, NR * kc, Bp);
             }
 
             for (int64_t ic = m0; ic < m1; ic += GEMM_MC) {
                 const int64_t mc = m1 - ic < GEMM_MC ? m1 - ic : GEMM_MC;
-                for (int64_t ir = 0; ir < mc; ir += MR) {
-                    const int h = (int)(mc - ir < MR ? mc - ir : MR);
-                    float *dst = Ap + (ir / MR) * MR * kc;
-                    if (trans_a)
-                        pack_copy(A + pc * lda + ic + ir, lda, h, MR, kc, dst);
-                    else
-                        pack_transpose(A + (ic + ir) * lda + pc, lda, h, MR, kc, dst);
-                }
-                for (int64_t jr = 0; jr < nc; jr += NR) {
-                    const int w = (int)(nc - jr < NR ? nc - jr : NR);
-                    const float *bp = Bp + (jr / NR) * NR * kc;
+                if (trans_a) {
+                    pack_copy(A + pc * lda + ic, lda, mc, MR, kc, MR * GEMM_KC, Ap);
+                } else {
                     for (int64_t ir = 0; ir < mc; ir += MR) {
                         const int h = (int)(mc - ir < MR ? mc - ir : MR);
-                        isa->kernel(kc, Ap + (ir / MR) * MR * kc, bp,
-                                    C + (ic + ir) * ldc + jc + jr, ldc, h, w, alpha,
-                                    beta_k, load_c);
+                        pack_rows(A + (ic + ir) * lda + pc, lda, h, MR, kc,
+                                  Ap + (ir / MR) * MR * GEMM_KC);
+                    }
+                }
+                /* A micro-panel stays in L1 while the B micro-panels of the
+                 * block stream past it from L2 */
+                for (int64_t ir = 0; ir < mc; ir += MR) {
+                    const int h = (int)(mc - ir < MR ? mc - ir : MR);
+                    const float *ap = Ap + (ir / MR) * MR * GEMM_KC;
+                    for (int64_t jr = 0; jr < nc; jr += NR) {
+                        const int w = (int)(nc - jr < NR ? nc - jr : NR);
+                        kernel(kc, ap, Bp + (jr / NR) * NR * kc, C + (ic + ir) * ldc + jc + jr,
+                               ldc, h, w, alpha, beta_k, load_c);
                     }
                 }
             }

@@ -175,7 +175,10 @@ def parse_dec(tok, digits, field):
     return int(tok, 10)
 
 
-LEMMA_RE = re.compile(r"[A-Za-z0-9_.'/,:!?&+()-]+")
+# WordNet 3.0 lemmas use only these characters.  Keeping ',' and '"' out is
+# what lets FORMATS.md promise that a synonym list splits on ", " and that a
+# quoted word ends at the next '"'.
+LEMMA_RE = re.compile(r"[A-Za-z0-9_.'/-]+")
 ADJ_MARKER_RE = re.compile(r"\((?:a|p|ip)\)$")
 
 
@@ -487,7 +490,8 @@ def first_word(synsets, fpos, off):
 
 
 def make_docs(synsets, exc, verb_forms, verb_sentences, stats):
-    """Return a list of (split_key, doc_key, tier, text) in no particular order.
+    """Return a list of (split_key, doc_key, tier, text, tags) in no particular
+    order; tags are "group/key" statistics counted for the documents kept.
 
     tier orders documents for --max-bytes: 0 = the first lemma of a synset
     (every gloss appears once), 1 = another lemma that is a plain lowercase
@@ -547,6 +551,7 @@ def make_docs(synsets, exc, verb_forms, verb_sentences, stats):
         for li, (widx, w) in enumerate(lemmas):
             doc_key = "%s:%d" % (split_key, widx)
             lines = []   # (kind, template index, text)
+            tags = []    # statistics of this document, counted if it is kept
 
             def add(kind, **kw):
                 i, tpl = pick_weighted("%s:%s:%d" % (doc_key, kind, len(lines)), TEMPLATES[kind])
@@ -554,7 +559,7 @@ def make_docs(synsets, exc, verb_forms, verb_sentences, stats):
 
             add("define", d=d)
             if matched[li]:
-                count(stats, "examples", "from glosses", min(len(matched[li]), MAX_EXAMPLES_PER_DOC))
+                tags += ["examples/from glosses"] * min(len(matched[li]), MAX_EXAMPLES_PER_DOC)
             for k in matched[li][:MAX_EXAMPLES_PER_DOC]:
                 add("example", s=ex_clean[k])
             if not matched[li] and st == "v":
@@ -563,7 +568,7 @@ def make_docs(synsets, exc, verb_forms, verb_sentences, stats):
                 if frames:
                     frame = frames[sha256_int(doc_key + ":frame") % len(frames)]
                     add("example", s=fill_frame(frame, w, verb_forms))
-                    count(stats, "examples", "from sents.vrb frames")
+                    tags.append("examples/from sents.vrb frames")
             if li == 0:
                 for k in unmatched[:MAX_RELATED_PER_DOC]:
                     add("related", s=ex_clean[k])
@@ -584,11 +589,13 @@ def make_docs(synsets, exc, verb_forms, verb_sentences, stats):
             if syns:
                 add("synonyms", list=", ".join(syns), first=syns[0])
             tier = 0 if li == 0 else 1 if re.fullmatch(r"[a-z]+(?:-[a-z]+)*", w) else 2
-            docs.append((split_key, doc_key, tier, make_doc(doc_key, lines, stats)))
+            text = make_doc(doc_key, lines)
+            tags += ["lines_by_template/%s/%d" % (kind, i) for kind, i, _ in lines]
+            docs.append((split_key, doc_key, tier, text, tags))
     return docs
 
 
-def make_doc(doc_key, lines, stats):
+def make_doc(doc_key, lines):
     """Order lines canonically, then move one kind's first line to the front.
 
     Every line is self-contained (it names the word), so any order is valid
@@ -603,8 +610,6 @@ def make_doc(doc_key, lines, stats):
     lead = kinds[sha256_int(doc_key + ":lead") % len(kinds)]
     first = next(i for i, x in enumerate(lines) if x[0] == lead)
     lines.insert(0, lines.pop(first))
-    for kind, i, _ in lines:
-        count(stats, "lines_by_template", "%s/%d" % (kind, i))
     return "\n".join(t for _, _, t in lines)
 
 
@@ -669,17 +674,22 @@ def build(args):
     keep = set()
     total = 0
     dropped = 0
+    dropped_by_tier = {}
     for d in sorted(docs, key=lambda d: (d[2], shuffle_key(d))):
         cost = len(d[3].encode("utf-8")) + len(sep)
         if args.max_bytes and total + cost > args.max_bytes:
             dropped += 1
+            dropped_by_tier[str(d[2])] = dropped_by_tier.get(str(d[2]), 0) + 1
             continue
         total += cost
         keep.add(d[1])
     docs.sort(key=shuffle_key)
     out = {"train": [], "valid": [], "test": []}
-    for split_key, doc_key, _, text in docs:
+    for split_key, doc_key, _, text, tags in docs:
         if doc_key in keep:
+            for t in tags:
+                group, _, key = t.partition("/")
+                count(stats, group, key)
             out[split_of(split_key, args.valid_percent, args.test_percent)].append(text)
 
     os.makedirs(args.outdir, exist_ok=True)
@@ -697,7 +707,7 @@ def build(args):
         }
 
     inputs = {}
-    for name in [("data." + n) for n, _ in DATA_FILES] + list(EXC_FILES):
+    for name in [("data." + n) for n, _ in DATA_FILES] + list(EXC_FILES) + list(VERB_SENTENCE_FILES):
         p = os.path.join(wndir, name)
         if os.path.exists(p):
             inputs[name] = {"bytes": os.path.getsize(p), "sha256": file_sha256(p)}
@@ -725,6 +735,7 @@ def build(args):
             "lines": sum(s["lines"] for s in splits.values()),
             "bytes": sum(s["bytes"] for s in splits.values()),
             "documents_dropped_by_max_bytes": dropped,
+            "documents_dropped_by_tier": dropped_by_tier,
         },
         "synsets": stats.get("synsets", {}),
         "lines_by_template": dict(sorted(stats.get("lines_by_template", {}).items())),

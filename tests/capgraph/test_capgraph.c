@@ -679,6 +679,13 @@ START_TEST(test_resolve_unmet)
     ck_assert_int_eq(resolve(g, "lexicon.example", NULL, ex, s, sizeof(s), &e), -ENOENT);
     ck_assert_str_eq(e.message, "cannot resolve lexicon.example: ex@1.0.0 requires text.embed ^1: no installed module "
                                 "provides it");
+    /* a capability module's base must be a model, not any provider */
+    add_mod(g, "syn", "1.0.0", "capability", "lexicon.synonyms@1.0.0", "text.embed2@^1", "4 MiB", "cpu", NULL);
+    add_mod(g, "emb", "1.0.0", "tokenizer", "text.embed2@1.0.0", "", "4 MiB", "cpu", NULL);
+    ck_assert_int_eq(resolve(g, "lexicon.synonyms", NULL, ex, s, sizeof(s), &e), -ENOENT);
+    ck_assert_str_eq(e.message, "cannot resolve lexicon.synonyms: syn@1.0.0 requires text.embed2 ^1: no installed "
+                                "version matches (installed: 1.0.0 from emb@1.0.0); its base must come from an "
+                                "architecture module");
     aik_explanation_free(ex);
     aik_capgraph_free(g);
 }
@@ -1069,7 +1076,11 @@ START_TEST(test_wordnet_corrupt)
     write_file(tmp, "data.noun",
                "00000000 05 n ff apple 0 000 | lies about its word count\n"
                "00000030 05 n 01 zebra 0 999 @ 00000000 n 0000 + 99999 n 0101 | truncated pointers");
+    write_file(tmp, "index.verb", "run v 1 0 1 0 00000000\nwalk"); /* no newline, no fields at the end */
     ck_assert_int_eq(aik_wordnet_open(tmp, &wn, &e), 0);
+    memset(&s, 0, sizeof(s));
+    ck_assert_int_eq(aik_wordnet_expand(wn, "walk", collect, &s), 0);
+    ck_assert(weight_of(&s, "walk") == AIK_WORDNET_W_BASE);
     memset(&s, 0, sizeof(s));
     ck_assert_int_eq(aik_wordnet_expand(wn, "apples", collect, &s), 0);
     ck_assert(weight_of(&s, "apple") == AIK_WORDNET_W_BASE);

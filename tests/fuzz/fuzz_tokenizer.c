@@ -24,13 +24,15 @@ static void exercise(const aik_tokenizer *t, const char *text, size_t len, unsig
     int32_t *ids = NULL;
     size_t n = 0, out_len = 0;
     char *out;
+    int r;
 
     if (aik_tokenizer_encode_alloc(t, text, len, flags, &ids, &n) < 0)
         return;
     for (size_t i = 0; i < n; i++)
         if (ids[i] < 0 || (uint32_t)ids[i] >= aik_tokenizer_n_vocab(t))
             abort();
-    if (aik_tokenizer_decode(t, ids, n, NULL, 0, &out_len) != (out_len ? -ENOSPC : 0))
+    r = aik_tokenizer_decode(t, ids, n, NULL, 0, &out_len);
+    if (r != (out_len ? -ENOSPC : 0))
         abort();
     out = malloc(out_len + 1);
     if (!out)

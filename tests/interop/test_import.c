@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <math.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <jansson.h>
 
@@ -779,6 +780,41 @@ START_TEST(test_profile_skeleton)
 }
 END_TEST
 
+/* The aikctl commands end to end (exit codes, default output names). */
+START_TEST(test_aikctl_cli)
+{
+    const char *build = getenv("AIK_BUILD_ROOT");
+    const aik_slm_layer layers[2] = { { 4, 2, 96, 0 }, { 2, 1, 64, 0 } };
+    char cmd[2048];
+    size_t tl;
+    uint8_t *tok = spm_blob(&tl);
+    struct stat st;
+
+    if (!build)
+        return; /* run outside meson: nothing to call */
+    make_slm(P("cli.slm"), AIK_SLM_FLAG_ROPE_NEOX, layers, 2, 10, tok, tl, true);
+    snprintf(cmd, sizeof(cmd), "%s/tools/aikctl/aikctl export '%s' --gguf '%s' >/dev/null 2>&1", build, P("cli.slm"),
+             P("cli.gguf"));
+    ck_assert_int_eq(system(cmd), 0);
+    /* default output names: ./cli.slm and ./cli.yaml in the current directory */
+    ck_assert_int_eq(mkdir(P("out"), 0755), 0);
+    snprintf(cmd, sizeof(cmd), "cd '%s' && %s/tools/aikctl/aikctl import ../cli.gguf >/dev/null 2>&1", P("out"), build);
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(stat(P("out/cli.yaml"), &st), 0);
+    assert_same_package(P("cli.slm"), P("out/cli.slm"));
+    snprintf(cmd, sizeof(cmd), "%s/tools/aikctl/aikctl import '%s' -o '%s' --no-profile >/dev/null 2>&1", build,
+             P("cli.gguf"), P("cli2.slm"));
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_ne(stat(P("cli2.yaml"), &st), 0);
+    assert_same_package(P("cli.slm"), P("cli2.slm"));
+    snprintf(cmd, sizeof(cmd), "%s/tools/aikctl/aikctl import '%s' >/dev/null 2>&1", build, P("none.gguf"));
+    ck_assert_int_eq(WEXITSTATUS(system(cmd)), 1);
+    snprintf(cmd, sizeof(cmd), "%s/tools/aikctl/aikctl export '%s' >/dev/null 2>&1", build, P("cli.slm"));
+    ck_assert_int_eq(WEXITSTATUS(system(cmd)), 2); /* --gguf is required */
+    free(tok);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("interop-import");
@@ -792,6 +828,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_import_gguf_refusals);
     tcase_add_test(tc, test_import_hf_sharded);
     tcase_add_test(tc, test_profile_skeleton);
+    tcase_add_test(tc, test_aikctl_cli);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -151,7 +151,7 @@ START_TEST(test_fp16_exhaustive)
         }
         ck_assert_uint_eq(aik_f32_to_fp16(f), h);
     }
-    for (int i = 0; i < 200000; i++) {
+    for (int i = 0; i < 100000; i++) {
         const float f = ldexpf(rnd_f(), (int)(rnd_u32() % 44) - 28);
         const uint16_t h = aik_f32_to_fp16(f);
         const double err = fabs((double)f - aik_fp16_to_f32(h));

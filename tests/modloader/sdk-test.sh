@@ -23,8 +23,9 @@ pcfile=$(find "$tmp/root" -name aik-module.pc | head -n 1)
 [ -n "$(find "$tmp/root" -path '*/aik/module.h')" ] || fail "aik/module.h not installed"
 
 # 2. Build the example out of tree; pkg-config relocates -I into the stage.
-export PKG_CONFIG_PATH="$(dirname "$pcfile")"
-export PKG_CONFIG_SYSROOT_DIR="$tmp/root"
+PKG_CONFIG_PATH=$(dirname "$pcfile")
+PKG_CONFIG_SYSROOT_DIR="$tmp/root"
+export PKG_CONFIG_PATH PKG_CONFIG_SYSROOT_DIR
 cflags=$(pkg-config --cflags aik-module)
 case "$cflags" in *"$tmp/root"*) ;; *) fail "pkg-config --cflags aik-module does not point into the stage: $cflags" ;; esac
 # The example gets plain flags: this test's own sanitizer settings must not

@@ -21,7 +21,7 @@
 #include "rfc8032_vectors.h"
 #include "testutil.h"
 
-enum { MOD_GOOD, MOD_EVIL, MOD_OLD, MOD_EXECSTACK, MOD_NOENTRY, MOD_ABI99, MOD_TEXTREL, MOD_NEEDED, MOD_COUNT };
+enum { MOD_GOOD, MOD_EVIL, MOD_OLD, MOD_EXECSTACK, MOD_NOENTRY, MOD_ABI99, MOD_TEXTREL, MOD_NEEDED, MOD_MISMATCH, MOD_COUNT };
 static const char *g_mod[MOD_COUNT];
 
 /* Keys: in the trust store with a role, revoked, or unknown. */
@@ -31,6 +31,20 @@ typedef struct test_ops {
     uint32_t struct_size;
     int (*value)(void);
 } test_ops;
+
+/* Plain write (no fsync: test fixtures need no crash safety, and fsync
+ * would dominate the suite's run time). */
+static int put_file(const char *path, const void *data, size_t len, mode_t mode)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    ssize_t n;
+
+    if (fd < 0)
+        return -errno;
+    n = write(fd, data, len);
+    close(fd);
+    return n == (ssize_t)len ? 0 : -EIO;
+}
 
 /* ---- fixture: a temp dir with a trust store ---- */
 
@@ -88,7 +102,7 @@ static void setup(void)
     aik_sha256_hex(id, hex);
     rev = path_in(g_trust_dir, "revoked");
     ck_assert_int_ge(asprintf(&text, "# revoked keys\n\n%s\n", hex), 0);
-    ck_assert_int_eq(aik_write_file_atomic(rev, text, strlen(text), 0644), 0);
+    ck_assert_int_eq(put_file(rev, text, strlen(text), 0644), 0);
     free(text);
     free(rev);
     reload_trust();
@@ -112,7 +126,7 @@ static void copy_file(const char *from, const char *to)
 
     ck_assert_int_eq(aik_read_file(from, 64u << 20, &data, &len), 0);
     unlink(to);
-    ck_assert_int_eq(aik_write_file_atomic(to, data, len, 0644), 0);
+    ck_assert_int_eq(put_file(to, data, len, 0644), 0);
     free(data);
 }
 
@@ -170,13 +184,13 @@ static void write_manifest(const char *dir, const modspec *s, uint8_t ret_digest
     ck_assert_int_eq(aik_key_id(pub, m.signer), 0);
     ck_assert_msg(aik_manifest_write(&m, &json, &len, &err) == 0, "%s", err.message);
     p = path_in(dir, "manifest.json");
-    ck_assert_int_eq(aik_write_file_atomic(p, json, len, 0644), 0);
+    ck_assert_int_eq(put_file(p, json, len, 0644), 0);
     free(p);
     p = path_in(dir, "manifest.sig");
     unlink(p);
     if (s->key) {
         ck_assert_int_eq(aik_signing_key_sign(s->key, json, len, sig), 0);
-        ck_assert_int_eq(aik_write_file_atomic(p, sig, sizeof(sig), 0644), 0);
+        ck_assert_int_eq(put_file(p, sig, sizeof(sig), 0644), 0);
     }
     free(p);
     if (ret_digest)
@@ -201,7 +215,7 @@ static char *make_module(const char *name, const modspec *s, uint8_t ret_digest[
     }
     if (!s->no_profile) {
         p = path_in(dir, "profile.yaml");
-        ck_assert_int_eq(aik_write_file_atomic(p, profile_text, strlen(profile_text), 0644), 0);
+        ck_assert_int_eq(put_file(p, profile_text, strlen(profile_text), 0644), 0);
         free(p);
     }
     write_manifest(dir, s, ret_digest);
@@ -220,6 +234,37 @@ static void flip_byte(const char *dir, const char *file, uint64_t off)
     ck_assert_int_eq(pwrite(fd, &b, 1, (off_t)off), 1);
     close(fd);
     free(p);
+}
+
+static void flip_byte_mask(const char *dir, const char *file, uint64_t off, uint8_t mask)
+{
+    char *p = path_in(dir, file);
+    int fd = open(p, O_RDWR);
+    uint8_t b;
+
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(pread(fd, &b, 1, (off_t)off), 1);
+    b ^= mask;
+    ck_assert_int_eq(pwrite(fd, &b, 1, (off_t)off), 1);
+    close(fd);
+    free(p);
+}
+
+struct seen_checks {
+    char names[8][32];
+    int results[8];
+    int n;
+};
+
+static void keep_going_cb(void *userdata, const char *check, int result, const aik_error *err)
+{
+    struct seen_checks *seen = userdata;
+
+    ck_assert(result == 0 ? err == NULL : err != NULL);
+    if (seen->n < 8) {
+        snprintf(seen->names[seen->n], sizeof(seen->names[0]), "%s", check);
+        seen->results[seen->n++] = result;
+    }
 }
 
 /* ---- loading ---- */
@@ -505,7 +550,7 @@ START_TEST(test_signed_by_wrong_key_for_signer_field)
     ck_assert_int_eq(aik_signing_key_sign(k_root, data, len, sig), 0);
     free(p);
     p = path_in(dir, "manifest.sig");
-    ck_assert_int_eq(aik_write_file_atomic(p, sig, 64, 0644), 0);
+    ck_assert_int_eq(put_file(p, sig, 64, 0644), 0);
     assert_refused(dir, 0, -EBADMSG, "signature");
     free(data);
     free(p);
@@ -576,7 +621,7 @@ START_TEST(test_corrupt_version_record)
 
     ck_assert_int_eq(mkdir(vd, 0755), 0);
     rec = path_in(vd, "tamper-test");
-    ck_assert_int_eq(aik_write_file_atomic(rec, "garbage", 7, 0644), 0);
+    ck_assert_int_eq(put_file(rec, "garbage", 7, 0644), 0);
     assert_refused(dir, 0, -EBADMSG, "version");
     free(rec);
     free(vd);
@@ -769,6 +814,105 @@ START_TEST(test_bad_elf)
     ck_assert_int_eq(aik_module_check_elf(m, NULL, &err), -ENOEXEC);
     ck_assert_ptr_null(aik_module_descriptor_of(m));
     aik_module_close(m);
+    free(dir);
+}
+END_TEST
+
+START_TEST(test_descriptor_mismatch)
+{
+    /* Passes every pre-dlopen check; the loaded descriptor disagrees with
+     * the note and is refused (and unloaded). */
+    modspec s = { .so = MOD_MISMATCH, .key = k_pub };
+    char *dir = make_module("mismatch", &s, NULL);
+
+    assert_refused(dir, 0, -ENOEXEC, "descriptor.version");
+    free(dir);
+}
+END_TEST
+
+/* File offset of the program header of a given type. */
+static uint64_t phdr_offset(const char *path, uint32_t type)
+{
+    char *data;
+    size_t len, n;
+    Elf *e;
+    GElf_Ehdr eh;
+    uint64_t off = 0;
+
+    ck_assert_int_eq(aik_read_file(path, 64u << 20, &data, &len), 0);
+    ck_assert(elf_version(EV_CURRENT) != EV_NONE);
+    e = elf_memory(data, len);
+    ck_assert_ptr_nonnull(gelf_getehdr(e, &eh));
+    ck_assert_int_eq(elf_getphdrnum(e, &n), 0);
+    for (size_t i = 0; i < n; i++) {
+        GElf_Phdr ph;
+        ck_assert_ptr_nonnull(gelf_getphdr(e, (int)i, &ph));
+        if (ph.p_type == type) {
+            off = eh.e_phoff + i * eh.e_phentsize;
+            break;
+        }
+    }
+    elf_end(e);
+    free(data);
+    ck_assert_msg(off != 0, "program header %u not found", type);
+    return off;
+}
+
+START_TEST(test_resigned_phdr_tamper)
+{
+    /* Elf64_Phdr: p_type at +0, p_flags at +4. */
+    static const struct {
+        uint32_t off;
+        uint8_t xor;
+        const char *msg;
+    } cases[] = {
+        { 0, 0x01, "missing" },          /* PT_GNU_STACK becomes an unknown type */
+        { 4, PF_X, "executable stack" }, /* PF_X set */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        modspec s = { .so = MOD_GOOD, .key = k_pub, .no_payload = true, .no_profile = true };
+        char name[32], *dir;
+        aik_error err;
+
+        snprintf(name, sizeof(name), "ph%zu", i);
+        dir = make_module(name, &s, NULL);
+        flip_byte_mask(dir, "mod.so", phdr_offset(g_mod[MOD_GOOD], PT_GNU_STACK) + cases[i].off, cases[i].xor);
+        write_manifest(dir, &s, NULL);
+        ck_assert_int_eq(load(dir, 0, NULL, &err), -ENOEXEC);
+        ck_assert_str_eq(strrchr(err.where, ':') ? strrchr(err.where, ':') + 2 : err.where, "elf.PT_GNU_STACK");
+        ck_assert_msg(strstr(err.message, cases[i].msg), "%s", err.message);
+        free(dir);
+    }
+}
+END_TEST
+
+START_TEST(test_keep_going_reports_every_failure)
+{
+    modspec s = { .so = MOD_GOOD, .key = k_other };
+    char *dir = make_module("keepgoing", &s, NULL);
+    aik_load_options o = { 0 };
+    aik_module *m = NULL;
+    aik_error err;
+    struct seen_checks seen = { 0 };
+
+    flip_byte(dir, "model.slm", 40);
+    o.trust = g_trust;
+    o.flags = AIK_LOAD_KEEP_GOING;
+    o.userdata = &seen;
+    o.on_check = keep_going_cb;
+    ck_assert_int_eq(aik_module_open(dir, &o, &m, &err), -ENOKEY); /* the first failure */
+    ck_assert_ptr_null(m);
+    ck_assert_int_eq(seen.n, 7);
+    ck_assert_str_eq(seen.names[0], "manifest");
+    ck_assert_int_eq(seen.results[0], 0);
+    ck_assert_str_eq(seen.names[1], "signature");
+    ck_assert_int_eq(seen.results[1], -ENOKEY);
+    ck_assert_str_eq(seen.names[4], "object.sha256");
+    ck_assert_int_eq(seen.results[4], 0);
+    ck_assert_str_eq(seen.names[5], "payloads[0].sha256");
+    ck_assert_int_eq(seen.results[5], -EBADMSG);
+    ck_assert_str_eq(seen.names[6], "profile.sha256");
+    ck_assert_int_eq(seen.results[6], 0);
     free(dir);
 }
 END_TEST
@@ -1116,13 +1260,13 @@ START_TEST(test_trust_store_errors)
     p = path_in(g_trust_dir, "keys/evolution/root-again.pub");
     ck_assert_int_eq(unlink(p), 0);
     /* A broken key file and a broken revocation entry are errors, not skips. */
-    ck_assert_int_eq(aik_write_file_atomic(p, "junk", 4, 0644), 0);
+    ck_assert_int_eq(put_file(p, "junk", 4, 0644), 0);
     ck_assert_int_eq(aik_trust_open(g_trust_dir, &t, &err), -EINVAL);
     ck_assert_ptr_nonnull(strstr(err.where, "root-again.pub"));
     ck_assert_int_eq(unlink(p), 0);
     free(p);
     bad = path_in(g_trust_dir, "revoked");
-    ck_assert_int_eq(aik_write_file_atomic(bad, "nothex\n", 7, 0644), 0);
+    ck_assert_int_eq(put_file(bad, "nothex\n", 7, 0644), 0);
     ck_assert_int_eq(aik_trust_open(g_trust_dir, &t, &err), -EINVAL);
     ck_assert_ptr_nonnull(strstr(err.where, "entry 1"));
     free(bad);
@@ -1192,6 +1336,9 @@ static Suite *suite(void)
     tcase_add_test(tc, test_derived_signed_by_publisher);
     tcase_add_test(tc, test_lineage_cycle_and_depth);
     tcase_add_loop_test(tc, test_bad_elf, 0, sizeof(bad_elf) / sizeof(bad_elf[0]));
+    tcase_add_test(tc, test_descriptor_mismatch);
+    tcase_add_test(tc, test_resigned_phdr_tamper);
+    tcase_add_test(tc, test_keep_going_reports_every_failure);
     tcase_add_test(tc, test_swap_after_verify);
     tcase_add_test(tc, test_rewrite_in_place_after_verify);
     tcase_add_test(tc, test_symlink_refused);

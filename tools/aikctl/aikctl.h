@@ -24,6 +24,7 @@ int aikctl_cmd_modinfo(int argc, char **argv);
 int aikctl_cmd_generate(int argc, char **argv);
 int aikctl_cmd_bench(int argc, char **argv);
 int aikctl_cmd_perplexity(int argc, char **argv);
+int aikctl_cmd_train(int argc, char **argv);
 int aikctl_cmd_resolve(int argc, char **argv);
 int aikctl_cmd_tokenize(int argc, char **argv);
 int aikctl_cmd_import(int argc, char **argv);

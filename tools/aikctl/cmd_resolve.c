@@ -153,7 +153,7 @@ int aikctl_cmd_resolve(int argc, char **argv)
     aik_explanation *ex = NULL;
     aik_plan *plan = NULL;
     aik_error err;
-    char buf[600], *intent = NULL;
+    char *intent = NULL;
     int opt, r, rc = 1;
 
     if (!dir || !*dir)
@@ -240,7 +240,9 @@ int aikctl_cmd_resolve(int argc, char **argv)
         printf("capability: %s", plan->capability);
         if (plan->match_score < 1.0)
             printf(" (free-text match, score %.2f)", plan->match_score);
-        printf("\nplan: %zu module(s), %.1f MiB\n", plan->n_modules, (double)plan->memory_bytes / (1024.0 * 1024.0));
+        printf("\nplan: %zu module(s), %.1f MiB, backends %s%s%s\n", plan->n_modules,
+               (double)plan->memory_bytes / (1024.0 * 1024.0), (plan->backends & AIK_BACKEND_BIT_CPU) ? "cpu " : "",
+               (plan->backends & AIK_BACKEND_BIT_VULKAN) ? "vulkan " : "", (plan->backends & AIK_BACKEND_BIT_NPU) ? "npu" : "");
         for (size_t i = 0; i < plan->n_modules; i++) {
             const aik_profile *p = plan->modules[i];
             snprintf(mem, sizeof(mem), "%.1f MiB", (double)p->exec.memory_bytes / (1024.0 * 1024.0));
@@ -257,7 +259,6 @@ int aikctl_cmd_resolve(int argc, char **argv)
     }
     rc = r < 0 ? 1 : 0;
 out:
-    (void)buf;
     aik_plan_free(plan);
     aik_explanation_free(ex);
     aik_capgraph_free(g);

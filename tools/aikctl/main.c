@@ -23,6 +23,7 @@ static const struct {
     { "resolve", aikctl_cmd_resolve, "resolve an intent to the modules that serve it (--explain says why)" },
     { "sign", aikctl_cmd_sign, "write and sign a module directory's manifest" },
     { "tokenize", aikctl_cmd_tokenize, "encode text with a package's (or blob's) tokenizer: ids and pieces" },
+    { "train", aikctl_cmd_train, "run a training recipe (JSON): tokenizer, model, checkpoints, package" },
     { "verify", aikctl_cmd_verify, "verify a module directory: signature, trust, lineage, digests, ELF" },
 };
 
