@@ -121,6 +121,7 @@ int aik_explanation_format(const aik_explanation *e, char **ret_text);
 
 typedef struct aik_plan {
     char *capability;              /* the capability id that serves the intent */
+    bool free_text;                /* the intent was free text (else a capability id) */
     double match_score;            /* free text: the match score; 1 for a capability id */
     const aik_profile **modules;   /* dependencies before dependents (ties by name); owned by the graph */
     size_t n_modules;

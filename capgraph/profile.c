@@ -488,18 +488,19 @@ static int h_schema(ctx *c, const ynode *n, void *dst, const char *path)
     return 0;
 }
 
+/* Indexed by aik_module_kind - 1 (the ABI numbers kinds from 1). */
 static const char *const kind_names[] = { "architecture", "capability", "tokenizer", "backend" };
 
 const char *aik_module_kind_name(aik_module_kind k)
 {
-    return (unsigned)k < sizeof(kind_names) / sizeof(kind_names[0]) ? kind_names[k] : "?";
+    return k >= 1 && (unsigned)k <= sizeof(kind_names) / sizeof(kind_names[0]) ? kind_names[k - 1] : "?";
 }
 
 static int h_kind(ctx *c, const ynode *n, void *dst, const char *path)
 {
     for (size_t i = 0; i < sizeof(kind_names) / sizeof(kind_names[0]); i++) {
         if (strcmp(n->str, kind_names[i]) == 0) {
-            *(aik_module_kind *)dst = (aik_module_kind)i;
+            *(aik_module_kind *)dst = (aik_module_kind)(i + 1);
             return 0;
         }
     }

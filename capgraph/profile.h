@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "aik/common.h"
+#include "aik/module.h"
 #include "capgraph/semver.h"
 #include "common/digest.h"
 #include "loader/exec_profile.h"
@@ -38,12 +39,7 @@
 #define AIK_PROFILE_MAX_STRING 1024         /* bytes in one scalar */
 #define AIK_PROFILE_MAX_NODES 8192          /* nodes in one document */
 
-typedef enum aik_module_kind {
-    AIK_MODULE_ARCHITECTURE = 0, /* a model architecture (+ its base weights) */
-    AIK_MODULE_CAPABILITY = 1,   /* prompt/adapter on top of a base model */
-    AIK_MODULE_TOKENIZER = 2,
-    AIK_MODULE_BACKEND = 3,
-} aik_module_kind;
+/* Module kinds are the ABI's (aik/module.h): one enum, one numbering. */
 
 /* "architecture", "capability", "tokenizer", "backend" ("?" if unknown). */
 const char *aik_module_kind_name(aik_module_kind k);

@@ -743,6 +743,7 @@ int aik_capgraph_resolve(aik_capgraph *g, const char *intent, const aik_constrai
         goto out;
     }
     plan->match_score = score;
+    plan->free_text = is_text;
     plan->memory_bytes = s->best_mem;
     plan->backends = s->best_backends;
     for (size_t k = 0; k < plan->n_modules; k++) {

@@ -39,10 +39,10 @@ struct aik_textmatch {
 
 /* Function words that say nothing about which capability is wanted. */
 static const char *const stop_words[] = {
-    "a", "about", "all", "am", "an", "and", "another", "any", "are", "as", "at", "be", "been", "but", "by", "can",
+    "a", "about", "all", "am", "an", "and", "any", "are", "as", "at", "be", "been", "but", "by", "can",
     "could", "did", "do", "does", "for", "from", "get", "give", "had", "has", "have", "he", "her", "him", "his",
     "how", "i", "if", "in", "into", "is", "it", "its", "just", "let", "me", "my", "need", "of", "on", "or",
-    "other", "our", "please", "she", "should", "so", "some", "tell", "than", "that", "the", "their", "them",
+    "our", "please", "she", "should", "so", "some", "tell", "than", "that", "the", "their", "them",
     "then", "there", "these", "they", "this", "those", "to", "us", "want", "was", "we", "were", "what", "when",
     "where", "which", "who", "whom", "why", "will", "with", "would", "you", "your",
 };
@@ -333,6 +333,22 @@ static double cosine(const float *a, const float *b, size_t dim)
     return ab < 0 ? 0 : ab > 1 ? 1 : ab;
 }
 
+typedef struct pair {
+    double s;
+    size_t q, t;
+} pair;
+
+/* Descending similarity; ties by query then phrasing position (stable). */
+static int cmp_pair(const void *a, const void *b)
+{
+    const pair *x = a, *y = b;
+    if (x->s != y->s)
+        return x->s > y->s ? -1 : 1;
+    if (x->q != y->q)
+        return x->q < y->q ? -1 : 1;
+    return x->t < y->t ? -1 : x->t > y->t;
+}
+
 static int cmp_result(const void *a, const void *b)
 {
     const aik_textmatch_result *x = a, *y = b;
@@ -349,6 +365,7 @@ int aik_textmatch_query(aik_textmatch *tm, const char *text, const aik_wordnet *
     aik_textmatch_result *res = NULL;
     float *qvec = NULL, *pvec = NULL;
     bool *known = NULL;
+    pair *pairs = NULL;
     size_t n_known = 0;
     double w_emb = 0;
     unsigned flags = wn ? AIK_TEXTMATCH_USED_WORDNET : 0;
@@ -395,7 +412,8 @@ int aik_textmatch_query(aik_textmatch *tm, const char *text, const aik_wordnet *
      * asks about) say nothing about which capability is wanted: Q only
      * counts the others. */
     known = calloc(nq ? nq : 1, sizeof(*known));
-    if (!known) {
+    pairs = calloc(AIK_TEXTMATCH_MAX_TOKENS * AIK_TEXTMATCH_MAX_TOKENS, sizeof(*pairs));
+    if (!known || !pairs) {
         r = -ENOMEM;
         goto out;
     }
@@ -411,26 +429,31 @@ int aik_textmatch_query(aik_textmatch *tm, const char *text, const aik_wordnet *
         double num = 0, den = 0, qsum = 0, lexical, cos = -1, score;
         aik_textmatch_result *slot = NULL;
 
+        /* One-to-one alignment, best pairs first: a query word stands for
+         * one phrasing word only (it cannot mean "instance" for one and
+         * "prison term" for another). */
+        size_t np = 0;
+        bool used_q[AIK_TEXTMATCH_MAX_TOKENS] = { false }, used_t[AIK_TEXTMATCH_MAX_TOKENS] = { false };
         for (size_t j = 0; j < p->n_terms; j++) {
-            double wt = idf(tm, p->terms[j].stem), best = 0;
+            den += idf(tm, p->terms[j].stem);
             for (size_t k = 0; k < nq; k++) {
-                double s = sim(&q[k], &p->terms[j]);
-                if (s > best)
-                    best = s;
+                double sv = sim(&q[k], &p->terms[j]);
+                if (sv > 0 && np < AIK_TEXTMATCH_MAX_TOKENS * AIK_TEXTMATCH_MAX_TOKENS) {
+                    pairs[np].s = sv;
+                    pairs[np].q = k;
+                    pairs[np].t = j;
+                    np++;
+                }
             }
-            num += wt * best;
-            den += wt;
         }
-        for (size_t k = 0; k < nq; k++) {
-            double best = 0;
-            if (!known[k])
+        qsort(pairs, np, sizeof(*pairs), cmp_pair);
+        for (size_t x = 0; x < np; x++) {
+            if (used_q[pairs[x].q] || used_t[pairs[x].t])
                 continue;
-            for (size_t j = 0; j < p->n_terms; j++) {
-                double s = sim(&q[k], &p->terms[j]);
-                if (s > best)
-                    best = s;
-            }
-            qsum += best;
+            used_q[pairs[x].q] = used_t[pairs[x].t] = true;
+            num += idf(tm, p->terms[pairs[x].t].stem) * pairs[x].s;
+            if (known[pairs[x].q])
+                qsum += pairs[x].s;
         }
         lexical = (den > 0 && n_known > 0) ? pow(num / den, 0.75) * pow(qsum / (double)n_known, 0.25) : 0;
         if (den <= 0 || n_known == 0)
@@ -472,6 +495,7 @@ out:
             exp_free(&q[i].exp);
     free(q);
     free(known);
+    free(pairs);
     free(res);
     free(qvec);
     free(pvec);

@@ -7,20 +7,27 @@
  *
  *  1. Tokens: ASCII letters/digits (other bytes >= 0x80 kept as letters),
  *     lower-cased; words inside {braces} in phrasings are placeholders and
- *     dropped; stop words dropped; each token is reduced by a light suffix
- *     stemmer (plural -s/-es/-ies, -ing, -ed, -ly, final -e).
+ *     dropped; stop words (function words and request verbs such as
+ *     "give", "tell", "want") dropped; each token is reduced by a light
+ *     suffix stemmer (plural -s/-es/-ies, -ing, -ed, -ly, final -e).
  *  2. Meaning: with WordNet, every word is expanded to its base forms
- *     (weight 1.0), synonyms (0.8) and related words (hypernyms,
- *     derivations, similar adjectives: 0.6), see capgraph/wordnet.h.
- *     sim(u, t) of a query word u and a phrasing word t is 1 when their
- *     stems are equal, else the best weight of t in u's expansion or u in
- *     t's expansion, else 0.
- *  3. Lexical score of a phrasing p: P = sum over p's words t of
- *     idf(t) * max_u sim(u, t) / sum idf(t) (how much of the phrasing the
- *     query covers; idf is BM25's ln(1 + (N - df + 0.5) / (df + 0.5)) over
- *     all N phrasings), Q = mean over query words u of max_t sim(u, t) (how
- *     much of the query the phrasing explains; the word the user asks
- *     about is in no phrasing and lowers Q only), lexical = 0.75 P + 0.25 Q.
+ *     (weight 1.0), synonyms (0.8), related words (hypernyms, derivations,
+ *     similar adjectives: 0.6) — both shrinking by 0.75 per sense rank —
+ *     and the words of the definitions of its two most frequent senses
+ *     (0.55), see capgraph/wordnet.h. sim(u, t) of a query word u and a
+ *     phrasing word t is 1 when their stems are equal, else the best weight
+ *     of t in u's expansion or u in t's expansion, else 0.
+ *  3. Alignment: pairs (u, t) with sim > 0 are taken best first, each
+ *     query word and each phrasing word at most once (a word has one
+ *     sense in a sentence).
+ *     P = sum over aligned t of idf(t) * sim / sum over all phrasing words
+ *     of idf(t): how much of the phrasing the query covers (idf is BM25's
+ *     ln(1 + (N - df + 0.5) / (df + 0.5)) over all N phrasings).
+ *     Q = sum of the aligned sims of the query's "known" words / their
+ *     count, where a query word is known when it relates to some word of
+ *     some phrasing: the word the user asks about ("ephemeral") relates
+ *     to none and says nothing about the capability.
+ *     lexical = P^0.75 * Q^0.25 (both needed; P weighs more).
  *  4. Embeddings (optional hook): cos = cosine of embed(query) and
  *     embed(phrasing) clamped to [0, 1]; score = (1 - w) lexical + w cos
  *     with w = the hook's weight (AIK_EMBED_DEFAULT_WEIGHT when 0).
@@ -61,7 +68,7 @@ typedef struct aik_textmatch_result {
     const char *label;    /* the capability id given to aik_textmatch_add (owned by the index) */
     const char *phrase;   /* its best phrasing */
     double score;         /* combined */
-    double lexical;       /* 0.75 P + 0.25 Q */
+    double lexical;       /* P^0.75 * Q^0.25 */
     double embedding;     /* cosine, or -1 when no embedding was used */
 } aik_textmatch_result;
 

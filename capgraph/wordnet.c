@@ -21,8 +21,9 @@ enum { POS_NOUN, POS_VERB, POS_ADJ, POS_ADV, POS_COUNT };
 static const char *const pos_suffix[POS_COUNT] = { "noun", "verb", "adj", "adv" };
 
 typedef struct wn_file {
-    const char *base;   /* mmap'ed bytes, NULL when absent */
+    const char *base;   /* mmap'ed bytes (or the caller's buffer), NULL when absent */
     size_t size;
+    bool mapped;        /* base came from mmap (else it is borrowed) */
     uint32_t *lines;    /* offsets of the sorted entry lines (index and exc files) */
     size_t n_lines;
 } wn_file;
@@ -33,7 +34,7 @@ struct aik_wordnet {
 
 static void file_unmap(wn_file *f)
 {
-    if (f->base)
+    if (f->base && f->mapped)
         munmap((void *)f->base, f->size);
     free(f->lines);
     memset(f, 0, sizeof(*f));
@@ -82,6 +83,7 @@ static int file_map(const char *dir, const char *name, wn_file *f, aik_error *er
     if (m == MAP_FAILED)
         return aik_fail(err, -errno, path, "mmap failed");
     f->base = m;
+    f->mapped = true;
     return 0;
 }
 
@@ -174,6 +176,47 @@ int aik_wordnet_open(const char *dir, aik_wordnet **ret_wn, aik_error *err)
     }
     if (wn->index[POS_NOUN].n_lines == 0 || wn->index[POS_VERB].n_lines == 0) {
         r = aik_fail(err, -EBADMSG, dir, "WordNet index files have no entries");
+        goto fail;
+    }
+    *ret_wn = wn;
+    return 0;
+fail:
+    aik_wordnet_close(wn);
+    return r;
+}
+
+int aik_wordnet_from_buffers(const aik_wordnet_buffers *bufs, aik_wordnet **ret_wn, aik_error *err)
+{
+    static const char *const names[3] = { "index", "data", "exc" };
+    aik_wordnet *wn;
+    int r;
+
+    if (!bufs || !ret_wn)
+        return -EINVAL;
+    wn = calloc(1, sizeof(*wn));
+    if (!wn)
+        return -ENOMEM;
+    for (int p = 0; p < POS_COUNT; p++) {
+        wn_file *files[3] = { &wn->index[p], &wn->data[p], &wn->exc[p] };
+        for (int k = 0; k < 3; k++) {
+            char name[32];
+            const char *data = k == 0 ? bufs->index[p] : k == 1 ? bufs->data[p] : bufs->exc[p];
+            size_t len = k == 0 ? bufs->index_len[p] : k == 1 ? bufs->data_len[p] : bufs->exc_len[p];
+            if (!data)
+                continue;
+            if (len > WN_MAX_FILE) {
+                r = aik_fail(err, -EFBIG, names[k], "larger than %u bytes", WN_MAX_FILE);
+                goto fail;
+            }
+            files[k]->base = data;
+            files[k]->size = len;
+            snprintf(name, sizeof(name), "%s.%s", names[k], pos_suffix[p]);
+            if (k != 1 && (r = index_lines(files[k], name, err)) < 0)
+                goto fail;
+        }
+    }
+    if (wn->index[POS_NOUN].n_lines == 0 || wn->index[POS_VERB].n_lines == 0) {
+        r = aik_fail(err, -EBADMSG, "index", "WordNet index files have no entries");
         goto fail;
     }
     *ret_wn = wn;
@@ -304,8 +347,8 @@ static void emit_lemma(emitter *e, span w, float weight)
  * when follow is set, the lemmas that its pointers name with w_rel.
  * word_num: the 1-based number of our word in this synset (for lexical
  * pointers), 0 when unknown. */
-static void visit_synset(const aik_wordnet *wn, int pos, uint64_t offset, const char *word, float w_syn, bool follow,
-                         bool gloss, emitter *e, int depth);
+static void visit_synset(const aik_wordnet *wn, int pos, uint64_t offset, const char *word, float w_syn, float w_rel,
+                         bool follow, bool gloss, emitter *e, int depth);
 
 static int pos_from_char(span t)
 {
@@ -366,8 +409,8 @@ static void emit_gloss(span l, emitter *e)
     }
 }
 
-static void visit_synset(const aik_wordnet *wn, int pos, uint64_t offset, const char *word, float w_syn, bool follow,
-                         bool gloss, emitter *e, int depth)
+static void visit_synset(const aik_wordnet *wn, int pos, uint64_t offset, const char *word, float w_syn, float w_rel,
+                         bool follow, bool gloss, emitter *e, int depth)
 {
     span whole;
     span l = line_at(&wn->data[pos], offset), t;
@@ -409,12 +452,12 @@ static void visit_synset(const aik_wordnet *wn, int pos, uint64_t offset, const 
             continue;
         if (tok_eq(sym, "@") || tok_eq(sym, "&")) {
             /* hypernym / similar-to: the other synset's lemmas */
-            visit_synset(wn, tpos, toff, NULL, AIK_WORDNET_W_RELATED, false, false, e, depth + 1);
+            visit_synset(wn, tpos, toff, NULL, w_rel, 0, false, false, e, depth + 1);
         } else if (tok_eq(sym, "+") && srctgt != 0 && (srctgt >> 8) == our) {
             /* derivationally related form of our word: only its target lemma */
             span w = synset_word(wn, tpos, toff, srctgt & 0xff);
             if (w.p)
-                emit_lemma(e, w, AIK_WORDNET_W_RELATED);
+                emit_lemma(e, w, w_rel);
         }
     }
 }
@@ -439,11 +482,14 @@ static void expand_lemma(const aik_wordnet *wn, int pos, const char *lemma, emit
             return;
     if (!next_tok(&l, &t) || !next_tok(&l, &t))
         return;
+    float scale = 1.0f;
     for (uint64_t i = 0; i < synset_cnt && i < AIK_WORDNET_MAX_SENSES && e->stop >= 0; i++) {
         uint64_t off;
         if (!next_tok(&l, &t) || !tok_num(t, 10, UINT32_MAX, &off))
             return;
-        visit_synset(wn, pos, off, lemma, AIK_WORDNET_W_SYNONYM, true, i < AIK_WORDNET_GLOSS_SENSES, e, 0);
+        visit_synset(wn, pos, off, lemma, AIK_WORDNET_W_SYNONYM * scale, AIK_WORDNET_W_RELATED * scale, true,
+                     i < AIK_WORDNET_GLOSS_SENSES, e, 0);
+        scale *= AIK_WORDNET_SENSE_DECAY;
     }
 }
 

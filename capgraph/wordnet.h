@@ -31,7 +31,13 @@
 #define AIK_WORDNET_W_BASE 1.0f     /* the word itself or an inflection (morphy) */
 #define AIK_WORDNET_W_SYNONYM 0.8f  /* another lemma of one of its synsets */
 #define AIK_WORDNET_W_RELATED 0.6f  /* hypernym, derivation, similar-to */
-#define AIK_WORDNET_W_GLOSS 0.5f    /* a word of the definition (gloss) of one of its senses */
+#define AIK_WORDNET_W_GLOSS 0.55f   /* a word of the definition (gloss) of one of its senses */
+
+/* Synonym and related weights shrink by this factor per sense rank (sense
+ * 1 full weight, sense 2 x0.75, ...): "time" is a synonym of "sentence"
+ * only in its third sense (a prison term), which should count for less
+ * than "significance" for "meaning" in the first. */
+#define AIK_WORDNET_SENSE_DECAY 0.75f
 
 /* Glosses are read for the first senses only: later ones are rarer and
  * their definitions drift away from the everyday meaning. */
@@ -48,6 +54,17 @@ int aik_wordnet_open(const char *dir, aik_wordnet **ret_wn, aik_error *err);
 
 /* Accepts NULL. */
 void aik_wordnet_close(aik_wordnet *wn);
+
+/* The same database from memory (fuzzing, tests): per part of speech
+ * (noun, verb, adj, adv) the index, data and exception-list bytes; NULL
+ * means absent. The buffers are borrowed and must outlive the handle.
+ * Same checks and errors as aik_wordnet_open. */
+typedef struct aik_wordnet_buffers {
+    const char *index[4], *data[4], *exc[4];
+    size_t index_len[4], data_len[4], exc_len[4];
+} aik_wordnet_buffers;
+
+int aik_wordnet_from_buffers(const aik_wordnet_buffers *bufs, aik_wordnet **ret_wn, aik_error *err);
 
 /* Callback: lemma is lower-case, a single word (multi-word collocations
  * are skipped), valid only during the call. Return < 0 to stop. */

@@ -22,11 +22,13 @@ static uint32_t ggml_type_of(aik_dtype t)
 }
 
 /* One scalar or, when the layers differ, a per-layer array (llama.cpp reads
- * either for head_count, head_count_kv and feed_forward_length). */
+ * either for head_count, head_count_kv and feed_forward_length; its arrays
+ * must be int32, it refuses uint32 ones). */
 static int add_per_layer(aik_gguf_writer *w, const char *key, const aik_slm_layer *L, uint32_t n, size_t field,
                          aik_error *err)
 {
-    uint32_t first, *v;
+    uint32_t first;
+    int32_t *v;
     bool uniform = true;
     int r;
 
@@ -41,9 +43,16 @@ static int add_per_layer(aik_gguf_writer *w, const char *key, const aik_slm_laye
     v = malloc(n * sizeof(*v));
     if (!v)
         return aik_fail(err, -ENOMEM, key, "out of memory");
-    for (uint32_t i = 0; i < n; i++)
-        memcpy(&v[i], (const uint8_t *)&L[i] + field, 4);
-    r = aik_gguf_writer_add_arr(w, key, AIK_GGUF_UINT32, v, n, err);
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t x;
+        memcpy(&x, (const uint8_t *)&L[i] + field, 4);
+        if (x > INT32_MAX) {
+            free(v);
+            return aik_fail(err, -ERANGE, key, "layer %u value %u does not fit in int32", i, x);
+        }
+        v[i] = (int32_t)x;
+    }
+    r = aik_gguf_writer_add_arr(w, key, AIK_GGUF_INT32, v, n, err);
     free(v);
     return r;
 }
@@ -57,7 +66,7 @@ int aik_export_gguf(const char *slm_path, const char *gguf_path, const aik_inter
     const aik_slm_header *h;
     const char *arch;
     char k[128];
-    bool neox, bias, permute;
+    bool neox, bias, permute, uniform;
     int n_lt = 0, r;
 
     if (!slm_path || !gguf_path)
@@ -71,10 +80,26 @@ int aik_export_gguf(const char *slm_path, const char *gguf_path, const aik_inter
     }
     neox = h->flags & AIK_SLM_FLAG_ROPE_NEOX;
     bias = h->flags & AIK_SLM_FLAG_QKV_BIAS;
-    /* llama.cpp: "qwen2" computes NEOX rope and needs the q/k/v biases;
-     * "llama" computes adjacent-pair rope, biases optional. */
-    arch = neox && bias ? "qwen2" : "llama";
-    permute = neox && !bias;
+    uniform = true;
+    for (uint32_t i = 1; i < h->n_layers; i++)
+        uniform &= memcmp(&pkg->layers[i], &pkg->layers[0], sizeof(aik_slm_layer)) == 0;
+    /* llama.cpp's graphs: "qwen2" computes NEOX rope and needs q/k/v biases
+     * of width dim; "llama" computes adjacent-pair rope, biases optional but
+     * of width dim; both read one head count and FFN width for all layers.
+     * "deci" is llama with per-layer head counts and FFN widths. */
+    if (bias && (!uniform || pkg->layers[0].n_heads * h->head_dim != h->dim)) {
+        r = aik_fail(err, -ENOTSUP, "header.flags",
+                     "q/k/v biases with %s: no llama.cpp architecture has that shape",
+                     uniform ? "n_heads * head_dim != dim" : "per-layer head counts or FFN widths");
+        goto out;
+    }
+    if (neox && bias && uniform) {
+        arch = "qwen2";
+        permute = false;
+    } else {
+        arch = uniform ? "llama" : "deci";
+        permute = neox;
+    }
     if (h->head_dim % 2 != 0) {
         r = aik_fail(err, -ENOTSUP, "header.head_dim", "odd head size %u cannot be exported", h->head_dim);
         goto out;

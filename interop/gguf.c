@@ -545,8 +545,8 @@ aik_gguf_type aik_gguf_kv_type(const aik_gguf *g, uint32_t i)
 int aik_gguf_find_kv(const aik_gguf *g, const char *key)
 {
     size_t lo = 0, hi = g->n_kv;
-    /* Binary search; kv_sorted may be partially filled only while parsing,
-     * which calls this after the sort. */
+    /* Binary search over kv_sorted (parse() sorts it before its first
+     * lookup, general.alignment). */
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
         int c = strcmp(key, g->kvs[g->kv_sorted[mid]].key);

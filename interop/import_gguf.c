@@ -122,9 +122,12 @@ int aik_import_gguf(const char *gguf_path, const char *slm_path, const aik_inter
     if ((r = aik_gguf_get_str(g, "general.architecture", &arch_s, &arch_len, err)) < 0)
         goto out;
     snprintf(arch, sizeof(arch), "%.*s", (int)(arch_len < 31 ? arch_len : 31), arch_s);
-    if (strcmp(arch, "llama") != 0 && strcmp(arch, "qwen2") != 0 && strcmp(arch, "mistral") != 0) {
-        r = aik_fail(err, -ENOTSUP, "general.architecture", "'%s' is not a supported architecture (llama, mistral, qwen2)",
-                     arch);
+    /* deci: llama with per-layer head counts / FFN widths (what export
+     * writes for pruned packages) */
+    if (strcmp(arch, "llama") != 0 && strcmp(arch, "qwen2") != 0 && strcmp(arch, "mistral") != 0 &&
+        strcmp(arch, "deci") != 0) {
+        r = aik_fail(err, -ENOTSUP, "general.architecture",
+                     "'%s' is not a supported architecture (llama, mistral, qwen2, deci)", arch);
         goto out;
     }
     qwen2 = strcmp(arch, "qwen2") == 0;

@@ -523,6 +523,11 @@ int aik_import_hf(const char *dir, const char *slm_path, const aik_interop_opts 
         (r = cfg_f32(c.config, "rms_norm_eps", 1e-6, &h.norm_eps, err)) < 0 ||
         (r = cfg_f32(c.config, "rope_theta", 10000.0, &h.rope_theta, err)) < 0)
         goto out;
+    if (!json_object_get(c.config, "head_dim") && h.dim % nh != 0) {
+        r = aik_fail(err, -EINVAL, "config.json: hidden_size", "%u is not a multiple of num_attention_heads %u "
+                     "and there is no head_dim", h.dim, nh);
+        goto out;
+    }
     tie = json_is_true(json_object_get(c.config, "tie_word_embeddings"));
     layers = calloc(h.n_layers, sizeof(*layers));
     if (!layers) {

@@ -9,7 +9,10 @@
  * adjacent-pair rope, so they import unchanged without AIK_SLM_FLAG_ROPE_NEOX;
  * "qwen2" GGUF and every Hugging Face checkpoint import with ROPE_NEOX and
  * unpermuted weights. Export writes "qwen2" for NEOX models with q/k/v
- * biases, otherwise "llama"; NEOX models without biases get their Q/K rows
+ * biases, "deci" (llama.cpp's llama with per-layer head counts and FFN
+ * widths) for pruned models, otherwise "llama"; pruned models with biases
+ * are refused (no llama.cpp graph has that shape). NEOX models written as
+ * llama/deci get their Q/K rows
  * permuted into llama.cpp's order (as convert_hf_to_gguf.py does) and a key
  * aikernel.qk_permuted_from_neox = true, which a later import uses to undo
  * the permutation, so .slm -> GGUF -> .slm is exact.

@@ -21,7 +21,7 @@ enum load_state {
 };
 
 struct load_info {
-    const char *dir;          /* for messages only; never re-opened */
+    char *dir;                /* copy, for messages only; never re-opened */
     int dirfd;
     aik_load_options opts;
 

@@ -18,10 +18,16 @@
 #include "common/error.h"
 #include "loader/internal.h"
 
+/* Cap on distinct manifests in one lineage. With up to 8 parents per
+ * manifest and depth 16, a DAG of shared ancestors could otherwise make the
+ * walk exponential; verified digests are remembered and visited once. */
+#define LINEAGE_MAX_NODES 256
+
 struct lineage_walk {
     const struct load_info *li;
     uint8_t path[AIK_LINEAGE_MAX_DEPTH + 1][32]; /* digests from the module down to the current node */
-    unsigned nodes;                               /* manifests verified (for messages) */
+    uint8_t done[LINEAGE_MAX_NODES][32];         /* ancestors already verified */
+    unsigned nodes;                               /* entries in done */
 };
 
 /* Read <dir>/<hex><ext> with a size cap. -ENOENT when absent. */
@@ -110,12 +116,17 @@ static int resolve(struct lineage_walk *w, const uint8_t digest[32], unsigned de
         aik_error_prefix(err, where);
         goto out;
     }
-    w->nodes++;
     for (uint32_t i = 0; i < m->n_parents; i++) {
         r = verify_node(w, m->parents[i], depth + 1, m->name, err);
         if (r < 0)
             goto out;
     }
+    /* Remember it only once its whole ancestry verified. */
+    if (w->nodes >= LINEAGE_MAX_NODES) {
+        r = aik_fail(err, -E2BIG, "lineage", "more than %d distinct ancestor manifests", LINEAGE_MAX_NODES);
+        goto out;
+    }
+    memcpy(w->done[w->nodes++], digest, 32);
     r = 0;
 out:
     free(m);
@@ -138,6 +149,9 @@ static int verify_node(struct lineage_walk *w, const uint8_t digest[32], unsigne
     for (unsigned i = 0; i < depth; i++)
         if (memcmp(w->path[i], digest, 32) == 0)
             return aik_fail(err, -ELOOP, "lineage", "cycle: %.16s… is its own ancestor", hex);
+    for (unsigned i = 0; i < w->nodes; i++)
+        if (memcmp(w->done[i], digest, 32) == 0)
+            return 0; /* shared ancestor, already verified */
     memcpy(w->path[depth], digest, 32);
     return resolve(w, digest, depth, child, err);
 }

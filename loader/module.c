@@ -260,6 +260,7 @@ static void module_free(aik_module *m)
     free(li->so_image);
     free(li->manifest_bytes);
     free(li->profile);
+    free(li->dir);
     free(m);
 }
 
@@ -279,7 +280,11 @@ int aik_module_open(const char *dir, const aik_load_options *opts, aik_module **
     li->so_fd = -1;
     for (int i = 0; i < AIK_MANIFEST_MAX_PAYLOADS; i++)
         li->payload_fd[i] = -1;
-    li->dir = dir;
+    li->dir = strdup(dir); /* for messages in later stages; the caller's string may be gone */
+    if (!li->dir) {
+        free(m);
+        return -ENOMEM;
+    }
     li->opts = *opts;
     li->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (li->dirfd < 0) {

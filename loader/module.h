@@ -207,7 +207,9 @@ typedef struct aik_load_options {
 typedef struct aik_module aik_module;
 
 /* Stage 1: open, hash and verify a module directory. Nothing of the module
- * runs. opts is copied (trust must outlive the module). */
+ * runs. opts is copied; trust must outlive the module (activation records
+ * the version in it); manifest_dirs, on_check and userdata are used only
+ * during this call. On failure err->where starts with dir. */
 int aik_module_open(const char *dir, const aik_load_options *opts, aik_module **ret_module,
                     aik_error *err);
 

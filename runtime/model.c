@@ -14,16 +14,18 @@ const aik_arch_ops *aik_builtin_arch(uint32_t model_type)
     return model_type == AIK_SLM_MODEL_LLAMA ? &aik_llama_arch_ops : NULL;
 }
 
-static int finish_open(aik_slm *pkg, const aik_arch_ops *arch, aik_model **ret, aik_error *err)
+static int finish_open(aik_slm *pkg, bool owns, const aik_arch_ops *arch, aik_model **ret, aik_error *err)
 {
     aik_model *m = calloc(1, sizeof(*m));
     int r;
 
     if (!m) {
-        aik_slm_close(pkg);
+        if (owns)
+            aik_slm_close(pkg);
         return aik_fail(err, -ENOMEM, "model", "out of memory");
     }
     m->pkg = pkg;
+    m->owns_pkg = owns;
     if (!arch)
         arch = aik_builtin_arch(pkg->hdr.model_type);
     if (!arch) {
@@ -68,7 +70,7 @@ int aik_model_open_fd(int fd, unsigned slm_flags, const aik_arch_ops *arch, aik_
 
     if (r < 0)
         return r;
-    return finish_open(pkg, arch, ret, err);
+    return finish_open(pkg, true, arch, ret, err);
 }
 
 int aik_model_open(const char *path, unsigned slm_flags, const aik_arch_ops *arch, aik_model **ret, aik_error *err)
@@ -78,7 +80,15 @@ int aik_model_open(const char *path, unsigned slm_flags, const aik_arch_ops *arc
 
     if (r < 0)
         return r;
-    return finish_open(pkg, arch, ret, err);
+    return finish_open(pkg, true, arch, ret, err);
+}
+
+int aik_model_from_slm(const aik_slm *pkg, const aik_arch_ops *arch, aik_model **ret, aik_error *err)
+{
+    if (!pkg)
+        return aik_fail(err, -EINVAL, "model", "no package");
+    /* not owned: finish_open never closes it (owns == false) */
+    return finish_open((aik_slm *)pkg, false, arch, ret, err);
 }
 
 void aik_model_free(aik_model *m)
@@ -88,6 +98,7 @@ void aik_model_free(aik_model *m)
     aik_graph_free(m->graph);
     aik_tokenizer_free(m->tok);
     free(m->layers);
-    aik_slm_close(m->pkg);
+    if (m->owns_pkg)
+        aik_slm_close(m->pkg);
     free(m);
 }

@@ -7,6 +7,7 @@
 #ifndef AIK_RUNTIME_MODEL_H
 #define AIK_RUNTIME_MODEL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "aik/graph.h"
@@ -20,6 +21,7 @@ typedef struct aik_model {
     aik_graph *graph;
     aik_layer_hparams *layers;
     aik_model_hparams hp;
+    bool owns_pkg;        /* false: the package belongs to a verified module */
 } aik_model;
 
 /* Open a package and build its graph. arch is the architecture module's ops
@@ -32,6 +34,10 @@ int aik_model_open(const char *path, unsigned slm_flags, const aik_arch_ops *arc
 /* Same, from an already verified descriptor (the loader's path). */
 int aik_model_open_fd(int fd, unsigned slm_flags, const aik_arch_ops *arch, aik_model **ret_model,
                       aik_error *err);
+
+/* Build a model over a package someone else owns (a verified module's
+ * payload); pkg must outlive the model. */
+int aik_model_from_slm(const aik_slm *pkg, const aik_arch_ops *arch, aik_model **ret_model, aik_error *err);
 
 void aik_model_free(aik_model *m);
 

@@ -751,7 +751,7 @@ int aik_tokenizer_blob_build(const aik_tokenizer_spec *spec, uint8_t **ret_blob,
             r = aik_fail(err, -E2BIG, where, "is %zu bytes, limit %u", n, AIK_TOKENIZER_MAX_TOKEN_LEN);
             goto out;
         }
-        text_size += n; /* <= 2^22 * 1024: fits in 32 bits? no: check */
+        text_size += n; /* <= 2^22 * 1024 = 4 GiB: can reach the u32 offsets limit */
         if (text_size > UINT32_MAX) {
             r = aik_fail(err, -E2BIG, "tokens", "total text exceeds 4 GiB");
             goto out;

@@ -66,7 +66,11 @@ enum aik_token_type {
 #define AIK_TOKENIZER_MAX_REGEX 65536u         /* bytes of the pre-tokenizer pattern */
 #define AIK_TOKENIZER_MAX_TEMPLATE (1u << 20)  /* bytes of the chat template */
 #define AIK_TOKENIZER_MAX_BLOB (1u << 30)      /* bytes of a whole blob */
-#define AIK_TOKENIZER_MAX_INPUT (64u << 20)    /* bytes of text one encode call accepts (else -E2BIG) */
+/* Bytes of text one encode call accepts (else -E2BIG). In the worst case
+ * (one huge pre-token whose pairs all merge) the merge queue and symbol
+ * lists take ~80 bytes per input byte, so this bounds one call's working
+ * memory to ~1.3 GiB; ordinary text needs a small fraction of that. */
+#define AIK_TOKENIZER_MAX_INPUT (16u << 20)
 
 /* The GPT-2 pre-tokenizer pattern, used when spec->pre_regex is NULL. */
 #define AIK_TOKENIZER_GPT2_REGEX \
@@ -75,7 +79,8 @@ enum aik_token_type {
 /*
  * Everything needed to build a tokenizer. Arrays are indexed by token id and
  * are only read during aik_tokenizer_blob_build() (nothing is retained).
- * A zero-initialised spec plus kind, n_vocab and tokens is valid.
+ * A zero-initialised spec plus kind, n_vocab and tokens is valid, but note
+ * that its bos/eos/unk/pad ids are then 0 (token 0): set -1 for "none".
  */
 typedef struct aik_tokenizer_spec {
     enum aik_tokenizer_kind kind;
@@ -142,8 +147,11 @@ enum {
  * NUL-terminated; len <= AIK_TOKENIZER_MAX_INPUT, else -E2BIG).
  * Writes the ids to ids[0..*ret_n). If cap is too small, returns -ENOSPC and
  * sets *ret_n to the number of ids needed (ids may be NULL with cap 0 to ask
- * for the size). Other errors: -EINVAL (bad argument/flags), -EILSEQ (SPM: a
- * byte has neither a <0xXX> token nor an unknown token), -ENOMEM.
+ * for the size). Other errors: -EINVAL (bad argument/flags, or ADD_BOS without
+ * a BOS), -EILSEQ (SPM: a byte has neither a <0xXX> token, a one-byte piece
+ * nor an unknown token), -EOVERFLOW (PCRE2 hit its match limit), -ENOMEM.
+ * Cost: O(n log n) in the length of each pre-token (byte BPE) or fragment
+ * (SPM), plus O(n) per special token with PARSE_SPECIAL.
  * Invalid UTF-8 never fails for byte BPE: every byte has a token, so
  * decode(encode(s)) == s for every byte string s.
  */

@@ -54,15 +54,20 @@ static int reserve(void **p, size_t *cap, size_t n, size_t sz)
 }
 
 /* A candidate merge of the symbols left and right (right = left's next when
- * queued). key orders the heap: BPE rank (smaller first) or SPM score
- * (larger first); size is the SPM staleness check (as llama.cpp's). */
+ * queued), 24 bytes: the heap holds up to two per symbol in the worst case. */
 typedef struct pair {
-    float score;
-    uint32_t rank;
+    union {
+        float score;   /* SPM: piece score, larger first */
+        uint32_t rank; /* byte BPE: merge rank, smaller first */
+    } key;
     int32_t left, right;
-    int32_t lid, rid; /* byte BPE: symbol ids when queued (staleness check) */
-    int32_t result;   /* byte BPE: merged token; SPM: token of the concatenation */
-    uint32_t size;    /* SPM: byte length of the concatenation */
+    union {
+        struct {
+            int32_t lid, rid; /* byte BPE: symbol ids when queued (staleness check) */
+        } ids;
+        uint32_t size; /* SPM: byte length of the concatenation (llama.cpp's staleness check) */
+    } check;
+    int32_t result; /* byte BPE: merged token; SPM: token of the concatenation */
 } pair;
 
 typedef struct work {
@@ -118,10 +123,10 @@ static int work_symbols(work *w, size_t n)
 static bool pair_before(const work *w, const pair *a, const pair *b)
 {
     if (w->spm) {
-        if (a->score != b->score)
-            return a->score > b->score;
-    } else if (a->rank != b->rank) {
-        return a->rank < b->rank;
+        if (a->key.score != b->key.score)
+            return a->key.score > b->key.score;
+    } else if (a->key.rank != b->key.rank) {
+        return a->key.rank < b->key.rank;
     }
     return a->left < b->left;
 }
@@ -173,12 +178,12 @@ static int bpe_add_pair(const aik_tokenizer *t, work *w, int32_t l, int32_t r)
 
     if (l < 0 || r < 0)
         return 0;
-    if (!tok_merge_lookup(t, w->id[l], w->id[r], &p.rank, &p.result))
+    if (!tok_merge_lookup(t, w->id[l], w->id[r], &p.key.rank, &p.result))
         return 0;
     p.left = l;
     p.right = r;
-    p.lid = w->id[l];
-    p.rid = w->id[r];
+    p.check.ids.lid = w->id[l];
+    p.check.ids.rid = w->id[r];
     return heap_push(w, &p);
 }
 
@@ -218,7 +223,11 @@ static int bpe_word(const aik_tokenizer *t, work *w, const uint8_t *s, size_t n,
         w->prev[i] = (int32_t)i - 1;
         w->next[i] = i + 1 < n ? (int32_t)i + 1 : -1;
     }
+    /* n - 1 pairs are queued first; each merge pops one and may push two,
+     * so the heap peaks below 2n: reserve the common case up front. */
     w->heap_n = 0;
+    if ((r = reserve((void **)&w->heap, &w->heap_cap, n, sizeof(pair))) < 0)
+        return r;
     for (size_t i = 1; i < n; i++)
         if ((r = bpe_add_pair(t, w, (int32_t)i - 1, (int32_t)i)) < 0)
             return r;
@@ -226,7 +235,7 @@ static int bpe_word(const aik_tokenizer *t, work *w, const uint8_t *s, size_t n,
         pair p = heap_pop(w);
         int32_t l = p.left, rt = p.right;
         /* Stale: either side was merged away or changed since queued. */
-        if (w->id[l] != p.lid || w->id[rt] != p.rid || w->next[l] != rt)
+        if (w->id[l] != p.check.ids.lid || w->id[rt] != p.check.ids.rid || w->next[l] != rt)
             continue;
         w->id[l] = p.result;
         w->id[rt] = -1;
@@ -304,11 +313,11 @@ static int spm_add_pair(const aik_tokenizer *t, work *w, int32_t l, int32_t r)
     id = tok_lookup(t, w->buf + w->off[l], (size_t)size);
     if (id < 0)
         return 0;
-    p.score = t->scores[id];
+    p.key.score = t->scores[id];
     p.left = l;
     p.right = r;
     p.result = id;
-    p.size = (uint32_t)size;
+    p.check.size = (uint32_t)size;
     return heap_push(w, &p);
 }
 
@@ -346,13 +355,15 @@ static int spm_fragment(const aik_tokenizer *t, work *w, const char *text, size_
         o += l;
     }
     w->heap_n = 0;
+    if ((r = reserve((void **)&w->heap, &w->heap_cap, nsym, sizeof(pair))) < 0)
+        return r;
     for (size_t i = 1; i < nsym; i++)
         if ((r = spm_add_pair(t, w, (int32_t)i - 1, (int32_t)i)) < 0)
             return r;
     while (w->heap_n) {
         pair p = heap_pop(w);
         int32_t l = p.left, rt = p.right;
-        if (w->len[l] == 0 || w->len[rt] == 0 || w->len[l] + w->len[rt] != p.size)
+        if (w->len[l] == 0 || w->len[rt] == 0 || w->len[l] + w->len[rt] != p.check.size)
             continue; /* stale */
         w->len[l] += w->len[rt];
         w->len[rt] = 0;

@@ -3,46 +3,58 @@
  * scheduler/gemm_threaded.c — aik_gemm_f32 split into blocks of C over the
  * thread pool.
  *
- * Splitting over M makes every thread pack all of op(B) (and its own rows
- * of op(A)); splitting over N makes every thread pack all of op(A). Packing
- * is O(size) against O(M·N·K) compute, but the forward pass packs a
- * transposed W, which is the dearest copy, so we split the larger of M and
- * N: the operand that is packed twice is then the smaller one. Chunks are
- * whole register tiles (aik_gemm_f32_tile) so no thread runs a ragged tile
- * in the middle of C, and there are as many chunks as threads (each chunk
- * packs its shared operand once; more chunks would pack it more often).
+ * C is cut into a grid of pm × pn blocks, at most one per thread, on whole
+ * register tiles (aik_gemm_f32_tile) so no thread runs a ragged tile in the
+ * middle of C. Every block packs the rows of op(A) and the columns of op(B)
+ * it needs, so a split over M packs op(B) once per block and a split over N
+ * packs op(A) once per block. The grid is picked by a small cost model:
+ *   time(block) ~ 2·rows·cols·K flops + PACK_FLOPS·(rows + cols)·K
+ * which, on 2 threads, means splitting the larger of M and N (the operand
+ * packed twice is then the smaller one), and on many threads a 2-D grid
+ * once a 1-D split would leave threads idle or blocks thinner than a tile.
+ * One block per thread (not more): each extra block repacks its operands.
  */
 #include <assert.h>
 
 #include "kernels/cpu/gemm.h"
 #include "scheduler/gemm_threaded.h"
 
+/* Cost of packing one element, in flops of micro-kernel time: a packed
+ * copy runs at ~0.15 ns per element, a transposing one at ~0.4 ns, against
+ * ~130 GFLOP/s per core (AVX-512); 32 sits between the two. */
+#define PACK_FLOPS 32.0
+
+/* Below this many flops one thread is faster than waking the pool. */
+#define MIN_THREADED_FLOPS 2.0e5
+
 typedef struct gemm_job {
-    bool trans_a, trans_b, split_m;
+    bool trans_a, trans_b;
     int64_t M, N, K;
     float alpha, beta;
     const float *A, *B;
     float *C;
     int64_t lda, ldb, ldc;
-    int64_t chunk; /* rows (split_m) or columns per task, a tile multiple */
+    int64_t rows, cols; /* block size (tile multiples) */
+    int64_t grid_n;     /* blocks per row of the grid */
 } gemm_job;
 
 static void gemm_task(void *ctx, int task, int thread)
 {
     const gemm_job *j = ctx;
-    const int64_t len = j->split_m ? j->M : j->N;
-    const int64_t b = (int64_t)task * j->chunk;
-    const int64_t e = b + j->chunk < len ? b + j->chunk : len;
+    const int64_t m0 = (task / j->grid_n) * j->rows, n0 = (task % j->grid_n) * j->cols;
+    const int64_t m1 = m0 + j->rows < j->M ? m0 + j->rows : j->M;
+    const int64_t n1 = n0 + j->cols < j->N ? n0 + j->cols : j->N;
 
     (void)thread;
-    if (b >= e)
+    if (m0 >= m1 || n0 >= n1)
         return;
-    if (j->split_m)
-        aik_gemm_f32_block(j->trans_a, j->trans_b, j->M, j->N, j->K, j->alpha, j->A, j->lda,
-                           j->B, j->ldb, j->beta, j->C, j->ldc, b, e, 0, j->N);
-    else
-        aik_gemm_f32_block(j->trans_a, j->trans_b, j->M, j->N, j->K, j->alpha, j->A, j->lda,
-                           j->B, j->ldb, j->beta, j->C, j->ldc, 0, j->M, b, e);
+    aik_gemm_f32_block(j->trans_a, j->trans_b, j->M, j->N, j->K, j->alpha, j->A, j->lda, j->B,
+                       j->ldb, j->beta, j->C, j->ldc, m0, m1, n0, n1);
+}
+
+static int64_t ceil_div(int64_t a, int64_t b)
+{
+    return (a + b - 1) / b;
 }
 
 void aik_gemm_f32_threaded(aik_threadpool *pool, bool trans_a, bool trans_b, int64_t M,
@@ -51,37 +63,43 @@ void aik_gemm_f32_threaded(aik_threadpool *pool, bool trans_a, bool trans_b, int
 {
     assert(M >= 0 && N >= 0 && K >= 0);
     const int n_threads = aik_threadpool_size(pool);
-    int64_t mr, nr;
-    aik_gemm_f32_tile(&mr, &nr);
-
-    /* Tiny products (or one thread): dispatch would cost more than it saves. */
     const double flops = 2.0 * (double)M * (double)N * (double)K;
-    if (n_threads <= 1 || M == 0 || N == 0 || flops < 2.0e5) {
+    if (n_threads <= 1 || M == 0 || N == 0 || flops < MIN_THREADED_FLOPS) {
         aik_gemm_f32(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
 
-    /* Split the larger dimension, unless it cannot give each thread a tile
-     * while the other one can. */
-    const int64_t m_tiles = (M + mr - 1) / mr, n_tiles = (N + nr - 1) / nr;
-    bool split_m = M >= N;
-    if (split_m && m_tiles < n_threads && n_tiles >= n_threads)
-        split_m = false;
-    else if (!split_m && n_tiles < n_threads && m_tiles >= n_threads)
-        split_m = true;
+    int64_t mr, nr;
+    aik_gemm_f32_tile(&mr, &nr);
+    const int64_t m_tiles = ceil_div(M, mr), n_tiles = ceil_div(N, nr);
 
-    const int64_t tiles = split_m ? m_tiles : n_tiles;
-    const int64_t tile = split_m ? mr : nr;
-    const int64_t n_tasks = tiles < n_threads ? tiles : n_threads;
-    const int64_t chunk = (tiles + n_tasks - 1) / n_tasks * tile;
+    /* Try every pm (blocks along M) with pn = n_threads / pm; keep the grid
+     * whose largest block is cheapest (the first one on a tie: fewer
+     * blocks along M, so the rows of A are packed by fewer blocks). */
+    int64_t best_rows = M, best_cols = N;
+    double best_cost = -1.0;
+    for (int64_t pm = 1; pm <= n_threads; pm++) {
+        const int64_t pn = n_threads / pm;
+        const int64_t tm = ceil_div(m_tiles, pm < m_tiles ? pm : m_tiles);
+        const int64_t tn = ceil_div(n_tiles, pn < n_tiles ? pn : n_tiles);
+        const double rows = (double)(tm * mr < M ? tm * mr : M);
+        const double cols = (double)(tn * nr < N ? tn * nr : N);
+        const double cost = 2.0 * rows * cols * (double)K + PACK_FLOPS * (rows + cols) * (double)K;
+        if (best_cost < 0.0 || cost < best_cost) {
+            best_cost = cost;
+            best_rows = tm * mr;
+            best_cols = tn * nr;
+        }
+    }
 
     gemm_job job = {
-        .trans_a = trans_a, .trans_b = trans_b, .split_m = split_m,
+        .trans_a = trans_a, .trans_b = trans_b,
         .M = M, .N = N, .K = K, .alpha = alpha, .beta = beta,
         .A = A, .B = B, .C = C, .lda = lda, .ldb = ldb, .ldc = ldc,
-        .chunk = chunk,
+        .rows = best_rows, .cols = best_cols,
+        .grid_n = ceil_div(N, best_cols),
     };
-    /* recompute the count from the chunk: rounding may leave fewer tasks */
-    const int64_t len = split_m ? M : N;
-    aik_threadpool_parallel_for(pool, (int)((len + chunk - 1) / chunk), gemm_task, &job);
+    const int64_t n_tasks = ceil_div(M, best_rows) * job.grid_n;
+    assert(n_tasks >= 1 && n_tasks <= n_threads);
+    aik_threadpool_parallel_for(pool, (int)n_tasks, gemm_task, &job);
 }

@@ -16,12 +16,15 @@ extern "C" {
 #endif
 
 /* C = alpha * op(A) · op(B) + beta * C, same contract as aik_gemm_f32.
- * The work is split into disjoint blocks of C: over rows of C (M) when M
- * is large enough to give every thread whole register tiles, otherwise over
- * columns (N). pool may be NULL (runs on the calling thread). Each thread
- * uses its own thread-local packing buffers; nothing is allocated. Called
- * from inside a pool task, it runs serially (the pool does not nest). The
- * result is bitwise identical to aik_gemm_f32 for the same ISA level. */
+ * C is cut into at most one block per thread, on whole register tiles:
+ * over M or over N (whichever makes the operand that every block packs
+ * again the smaller one; on 2 threads, the larger of M and N is split), or
+ * a 2-D grid when there are many threads. pool may be NULL (runs on the
+ * calling thread), as do products under ~2e5 flops. Each thread uses its
+ * own thread-local packing buffers; nothing is allocated. Called from
+ * inside a pool task, it runs serially (the pool does not nest). The result
+ * is bitwise identical to aik_gemm_f32 for the same ISA level, whatever the
+ * thread count. */
 void aik_gemm_f32_threaded(aik_threadpool *pool, bool trans_a, bool trans_b,
                            int64_t M, int64_t N, int64_t K, float alpha,
                            const float *A, int64_t lda, const float *B,

@@ -47,6 +47,13 @@ struct aik_threadpool {
     _Atomic uint32_t gen;       /* futex word: bumped per job (and to stop) */
     _Atomic uint32_t acked;     /* futex word: workers done with this job */
     _Atomic int stop;
+    /* Threads inside (or about to enter) a futex wait. The wake syscall is
+     * only made when someone sleeps: in steady decode everyone spins and a
+     * job costs no system call at all. Sequentially consistent on both
+     * sides (Dekker): either the waker sees the count, or the sleeper's
+     * futex sees the new value and returns at once. */
+    _Atomic int gen_sleepers;
+    _Atomic int caller_sleeping;
 };
 
 struct worker_arg {
@@ -110,15 +117,18 @@ static void *worker_main(void *argp)
         uint32_t g;
         int spins = 0;
         while ((g = atomic_load_explicit(&pool->gen, memory_order_acquire)) == seen)
-            if (!spin_once(&spins))
+            if (!spin_once(&spins)) {
+                atomic_fetch_add(&pool->gen_sleepers, 1);
                 futex(&pool->gen, FUTEX_WAIT_PRIVATE, seen);
+                atomic_fetch_sub(&pool->gen_sleepers, 1);
+            }
         seen = g;
         if (atomic_load_explicit(&pool->stop, memory_order_acquire))
             break;
         run_tasks(pool, index);
         /* the last worker to finish wakes the caller if it went to sleep */
-        if (atomic_fetch_add_explicit(&pool->acked, 1, memory_order_acq_rel) + 1 ==
-            (uint32_t)(pool->n_threads - 1))
+        if (atomic_fetch_add(&pool->acked, 1) + 1 == (uint32_t)(pool->n_threads - 1) &&
+            atomic_load(&pool->caller_sleeping))
             futex(&pool->acked, FUTEX_WAKE_PRIVATE, 1);
     }
     return NULL;
@@ -148,6 +158,8 @@ int aik_threadpool_new(int n_threads, aik_threadpool **ret_pool)
     atomic_init(&pool->acked, 0);
     atomic_init(&pool->next_task, 0);
     atomic_init(&pool->stop, 0);
+    atomic_init(&pool->gen_sleepers, 0);
+    atomic_init(&pool->caller_sleeping, 0);
     r = pthread_mutex_init(&pool->call_lock, NULL);
     if (r != 0) {
         free(pool);
@@ -229,9 +241,11 @@ void aik_threadpool_parallel_for(aik_threadpool *pool, int n_tasks,
     pool->n_tasks = n_tasks;
     atomic_store_explicit(&pool->next_task, 0, memory_order_relaxed);
     atomic_store_explicit(&pool->acked, 0, memory_order_relaxed);
-    /* release: the job fields above are visible to whoever sees the new gen */
-    atomic_fetch_add_explicit(&pool->gen, 1, memory_order_release);
-    futex(&pool->gen, FUTEX_WAKE_PRIVATE, INT_MAX);
+    /* (seq_cst includes release: the job fields above are visible to
+     * whoever sees the new gen) */
+    atomic_fetch_add(&pool->gen, 1);
+    if (atomic_load(&pool->gen_sleepers) > 0)
+        futex(&pool->gen, FUTEX_WAKE_PRIVATE, INT_MAX);
 
     tls_thread_index = 0;
     run_tasks(pool, 0);
@@ -241,8 +255,11 @@ void aik_threadpool_parallel_for(aik_threadpool *pool, int n_tasks,
     uint32_t a;
     int spins = 0;
     while ((a = atomic_load_explicit(&pool->acked, memory_order_acquire)) != want)
-        if (!spin_once(&spins))
+        if (!spin_once(&spins)) {
+            atomic_store(&pool->caller_sleeping, 1);
             futex(&pool->acked, FUTEX_WAIT_PRIVATE, a);
+            atomic_store(&pool->caller_sleeping, 0);
+        }
     pthread_mutex_unlock(&pool->call_lock);
 }
 
@@ -282,7 +299,9 @@ void aik_matmul_threaded(aik_threadpool *pool, aik_dtype wt, const void *W,
     if (M <= 0 || N <= 0)
         return;
     if (aik_matmul_scratch_size(wt, K, N) > 0) {
-        if (N > 1 && N <= INT_MAX)
+        /* quantizing a row takes ~0.1 us per 32 values: only worth a
+         * dispatch for a real batch */
+        if (N > 1 && N <= INT_MAX && N * K >= 32768)
             aik_threadpool_parallel_for(pool, (int)N, matmul_prepare_task, &j);
         else
             aik_matmul_prepare(wt, X, K, N, scratch);
@@ -296,6 +315,6 @@ void aik_matmul_threaded(aik_threadpool *pool, aik_dtype wt, const void *W,
     chunk = (chunk + 3) & ~(int64_t)3;
     j.chunk = chunk;
     const int64_t n_chunks = (M + chunk - 1) / chunk;
-    aik_threadpool_parallel_for(pool, (int)(n_chunks < INT_MAX ? n_chunks : INT_MAX),
-                                matmul_rows_task, &j);
+    /* n_chunks <= 4 * nt + 1 by the choice of chunk: fits an int */
+    aik_threadpool_parallel_for(pool, (int)n_chunks, matmul_rows_task, &j);
 }

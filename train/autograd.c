@@ -190,6 +190,13 @@ static const float *vec_of(const aik_tape *t, aik_node w)
 
 /* ---- attention: forward keeps probabilities, backward per kv head ---- */
 
+/* y += a·x; restrict lets the compiler vectorise (the callers' rows never overlap). */
+static inline void axpy(float *restrict y, const float *restrict x, float a, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++)
+        y[i] += a * x[i];
+}
+
 typedef struct att_ctx {
     const aik_tape *t;
     const aik_gnode *n;
@@ -215,11 +222,8 @@ static void att_fwd_task(void *vctx, int task, int thread)
             p[j] = 0.0f;
         float *o = c->out + (size_t)i * qc + h * hd;
         memset(o, 0, hd * sizeof(float));
-        for (uint32_t j = 0; j <= i; j++) {
-            const float *vj = c->v + (size_t)j * kc + kvh * hd;
-            for (uint32_t d = 0; d < hd; d++)
-                o[d] += p[j] * vj[d];
-        }
+        for (uint32_t j = 0; j <= i; j++)
+            axpy(o, c->v + (size_t)j * kc + kvh * hd, p[j], hd);
     }
 }
 
@@ -242,21 +246,14 @@ static void att_bwd_task(void *vctx, int task, int thread)
             float *dqi = c->dq + (size_t)i * qc + h * hd;
             double dot = 0;
             for (uint32_t j = 0; j <= i; j++) {
-                const float *vj = c->v + (size_t)j * kc + kvh * hd;
-                float *dvj = c->dv + (size_t)j * kc + kvh * hd;
-                dp[j] = aik_vec_dot_f32(doi, vj, hd);
+                dp[j] = aik_vec_dot_f32(doi, c->v + (size_t)j * kc + kvh * hd, hd);
                 dot += (double)p[j] * dp[j];
-                for (uint32_t d = 0; d < hd; d++)
-                    dvj[d] += p[j] * doi[d];
+                axpy(c->dv + (size_t)j * kc + kvh * hd, doi, p[j], hd);
             }
             for (uint32_t j = 0; j <= i; j++) {
                 float ds = p[j] * (dp[j] - (float)dot) * n->scale;
-                const float *kj = c->k + (size_t)j * kc + kvh * hd;
-                float *dkj = c->dk + (size_t)j * kc + kvh * hd;
-                for (uint32_t d = 0; d < hd; d++) {
-                    dqi[d] += ds * kj[d];
-                    dkj[d] += ds * qi[d];
-                }
+                axpy(dqi, c->k + (size_t)j * kc + kvh * hd, ds, hd);
+                axpy(c->dk + (size_t)j * kc + kvh * hd, qi, ds, hd);
             }
         }
     free(dp);
@@ -589,15 +586,17 @@ double aik_cross_entropy(const float *logits, const int32_t *targets, uint32_t T
         for (uint32_t v = 1; v < V; v++)
             if (l[v] > mx)
                 mx = l[v];
+        /* float exp, double accumulation: this runs V times per token */
         double sum = 0;
         for (uint32_t v = 0; v < V; v++)
-            sum += exp((double)(l[v] - mx));
+            sum += expf(l[v] - mx);
         double lse = log(sum) + mx;
         loss += lse - l[targets[r]];
         count++;
         if (d) {
+            float flse = (float)lse;
             for (uint32_t v = 0; v < V; v++)
-                d[v] = scale * (float)exp((double)l[v] - lse);
+                d[v] = scale * expf(l[v] - flse);
             d[targets[r]] -= scale;
         }
     }

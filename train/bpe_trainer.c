@@ -273,14 +273,22 @@ static int add_segment(aik_bpe_trainer *tr, const char *text, size_t n)
 
 int aik_bpe_trainer_add(aik_bpe_trainer *tr, const char *text, size_t len, aik_error *err)
 {
-    size_t pos = 0;
-    int r;
+    size_t pos = 0, *next_at = NULL;
+    int r = 0;
 
     if (!tr || (!text && len) || tr->finished)
         return aik_fail(err, -EINVAL, NULL, "bad arguments (or trainer already finished)");
     if (len > AIK_BPE_MAX_INPUT - tr->total_in)
         return aik_fail(err, -E2BIG, "input", "more than %llu bytes in total", (unsigned long long)AIK_BPE_MAX_INPUT);
     tr->total_in += len;
+    /* Next occurrence of each special at or after pos (len = none), found
+     * again only once pos has passed it: one pass over the text per special,
+     * however many separators the text holds. */
+    next_at = malloc(sizeof(size_t) * tr->n_special);
+    if (!next_at)
+        return -ENOMEM;
+    for (uint32_t k = 0; k < tr->n_special; k++)
+        next_at[k] = SIZE_MAX; /* not searched yet */
     /* Special-token texts are cut out (they become tokens of their own at
      * encode time and must not be learned). The earliest occurrence of any
      * special wins; at the same position the longest. */
@@ -288,20 +296,23 @@ int aik_bpe_trainer_add(aik_bpe_trainer *tr, const char *text, size_t len, aik_e
         size_t best = len, best_len = 0;
         for (uint32_t k = 0; k < tr->n_special; k++) {
             size_t sl = strlen(tr->special[k]);
-            const char *hit = memmem(text + pos, len - pos, tr->special[k], sl);
-            if (hit) {
-                size_t at = (size_t)(hit - text);
-                if (at < best || (at == best && sl > best_len)) {
-                    best = at;
-                    best_len = sl;
-                }
+            if (next_at[k] == SIZE_MAX || next_at[k] < pos) {
+                const char *hit = memmem(text + pos, len - pos, tr->special[k], sl);
+                next_at[k] = hit ? (size_t)(hit - text) : len;
+            }
+            if (next_at[k] < len && (next_at[k] < best || (next_at[k] == best && sl > best_len))) {
+                best = next_at[k];
+                best_len = sl;
             }
         }
-        if ((r = add_segment(tr, text + pos, best - pos)) < 0)
-            return aik_fail(err, r, "input", "pre-tokenization failed");
+        if ((r = add_segment(tr, text + pos, best - pos)) < 0) {
+            r = aik_fail(err, r, "input", "pre-tokenization failed");
+            break;
+        }
         pos = best + best_len;
     }
-    return 0;
+    free(next_at);
+    return r;
 }
 
 /* ---- merge learning ---- */
@@ -718,6 +729,17 @@ int aik_bpe_trainer_finish(aik_bpe_trainer *tr, uint8_t **ret_blob, size_t *ret_
         aik_fail(err, r, "training", "failed to learn merges");
         goto out;
     }
+    /* A special whose text is also a learned or byte token would shadow it
+     * in text lookups (the last id wins) and break encoding: refuse. */
+    for (uint32_t i = 0; i < tr->n_special; i++) {
+        uint64_t slot;
+        if (tok_find(&L, tr->special[i], strlen(tr->special[i]), &slot) >= 0) {
+            char where[48];
+            snprintf(where, sizeof(where), "special_tokens[%u]", i);
+            r = aik_fail(err, -EINVAL, where, "\"%.60s\" is also a byte or learned token", tr->special[i]);
+            goto out;
+        }
+    }
     n_vocab = L.n_tok + tr->n_special;
     tokens = malloc(sizeof(char *) * n_vocab);
     lens = malloc(sizeof(uint32_t) * n_vocab);
@@ -757,7 +779,11 @@ int aik_bpe_trainer_finish(aik_bpe_trainer *tr, uint8_t **ret_blob, size_t *ret_
     spec.token_types = types;
     spec.n_merges = tr->n_merges;
     spec.merges = merges;
-    spec.bos_id = spec.eos_id = (int32_t)L.n_tok;
+    spec.bos_id = spec.eos_id = tr->n_special ? (int32_t)L.n_tok : -1;
+    if (tr->add_bos && spec.bos_id < 0) {
+        r = aik_fail(err, -EINVAL, "add_bos", "is set but there are no special tokens");
+        goto out;
+    }
     spec.unk_id = spec.pad_id = -1;
     spec.add_bos = tr->add_bos;
     spec.pre_regex = tr->regex;

@@ -113,6 +113,13 @@ typedef struct aik_module_note {
 #error "aik/module.h needs a GCC-compatible compiler (section and visibility attributes)"
 #endif
 
+/* Compile-time check usable from C11 and C++11 module sources. */
+#ifdef __cplusplus
+#define AIK_MODULE_STATIC_ASSERT static_assert
+#else
+#define AIK_MODULE_STATIC_ASSERT _Static_assert
+#endif
+
 /*
  * AIK_MODULE(kind, name, version, ops, ops_size) — declare a module.
  *   kind:     an aik_module_kind constant.
@@ -124,19 +131,19 @@ typedef struct aik_module_note {
  * the two cannot disagree in a correctly built module. Use it once per module,
  * at file scope.
  */
-#define AIK_MODULE(kind, name, version, ops, ops_size)                                              \
-    _Static_assert(sizeof(name) > 1 && sizeof(name) <= AIK_MODULE_NAME_MAX,                         \
-                   "AIK_MODULE: name must be 1..63 characters");                                     \
-    _Static_assert(sizeof(version) > 1 && sizeof(version) <= AIK_MODULE_VERSION_MAX,                \
-                   "AIK_MODULE: version must be 1..31 characters");                                  \
-    AIK_MODULE_NOTE_ATTR static const aik_module_note aik_module__note = {                          \
-        sizeof(AIK_MODULE_NOTE_OWNER), sizeof(aik_module_note_desc), AIK_MODULE_NOTE_TYPE,          \
-        AIK_MODULE_NOTE_OWNER, { AIK_MODULE_ABI_MAJOR, AIK_MODULE_ABI_MINOR, (kind), name, version } \
-    };                                                                                              \
-    AIK_MODULE_EXPORT extern const aik_module_desc aik_module_descriptor;                           \
-    const aik_module_desc aik_module_descriptor = {                                                 \
-        AIK_MODULE_ABI_MAJOR, AIK_MODULE_ABI_MINOR, sizeof(aik_module_desc), (kind), (ops_size),    \
-        name, version, (ops)                                                                        \
+#define AIK_MODULE(kind, name, version, ops, ops_size)                                                  \
+    AIK_MODULE_STATIC_ASSERT(sizeof(name) > 1 && sizeof(name) <= AIK_MODULE_NAME_MAX,                   \
+                   "AIK_MODULE: name must be 1..63 characters");                                        \
+    AIK_MODULE_STATIC_ASSERT(sizeof(version) > 1 && sizeof(version) <= AIK_MODULE_VERSION_MAX,          \
+                   "AIK_MODULE: version must be 1..31 characters");                                     \
+    AIK_MODULE_NOTE_ATTR static const aik_module_note aik_module_note_ = {                              \
+        sizeof(AIK_MODULE_NOTE_OWNER), sizeof(aik_module_note_desc), AIK_MODULE_NOTE_TYPE,              \
+        AIK_MODULE_NOTE_OWNER, { AIK_MODULE_ABI_MAJOR, AIK_MODULE_ABI_MINOR, (kind), name, version }    \
+    };                                                                                                  \
+    AIK_MODULE_EXPORT extern const aik_module_desc aik_module_descriptor;                               \
+    const aik_module_desc aik_module_descriptor = {                                                     \
+        AIK_MODULE_ABI_MAJOR, AIK_MODULE_ABI_MINOR, sizeof(aik_module_desc), (kind), (ops_size),        \
+        name, version, (ops)                                                                            \
     }
 
 #ifdef __cplusplus

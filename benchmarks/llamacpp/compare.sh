@@ -16,7 +16,8 @@
 #      greedily (llama-simple, or llama-cli --temp 0) on the same prompt and
 #      checks that the generated text is identical.
 # Exit status: 0 when every greedy check that ran agreed, 1 otherwise.
-# Needs: sh, python3 (JSON parsing), a built aikctl.
+# Needs: sh, python3 (JSON parsing), a built aikctl. Run by its author against
+# llama.cpp c392e50 (Feb 2025, CPU build): see docs/interop.md.
 set -eu
 
 usage() {

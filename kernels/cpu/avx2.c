@@ -364,6 +364,54 @@ static void avx2_dot4_q4_0(const void *wv, size_t stride, const void *xv, int64_
         out[r] = hsum256(acc[r]);
 }
 
+/* 4 weight rows x 2 activation rows (prompt processing): each weight block
+ * is loaded and unpacked once for both activation rows. Integer block sums
+ * are exact and the scale / FMA sequence per (row, x) is that of the 4-row
+ * kernel, so the results are bitwise those of dot4. */
+static inline __m256 dot_i8x32_abs(__m256i aw, __m256i w, __m256i x)
+{
+    const __m256i p16 = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(x, w));
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, _mm256_set1_epi16(1)));
+}
+
+#define DEF_DOT4X2_QUANT(name, BLOCK, LOADW)                                        \
+    static void name(const void *wv, size_t stride, const void *x0v, const void *x1v, \
+                     int64_t n, float out0[4], float out1[4])                       \
+    {                                                                               \
+        const BLOCK *w[4];                                                          \
+        const aik_block_q8_0 *x0 = x0v, *x1 = x1v;                                  \
+        __m256 a0[4], a1[4];                                                        \
+        _Pragma("GCC unroll 4")                                                     \
+        for (int r = 0; r < 4; r++) {                                               \
+            w[r] = (const BLOCK *)((const char *)wv + (size_t)r * stride);          \
+            a0[r] = _mm256_setzero_ps();                                            \
+            a1[r] = _mm256_setzero_ps();                                            \
+        }                                                                           \
+        for (int64_t i = 0; i < n / AIK_QK8_0; i++) {                               \
+            const __m256i xq0 = _mm256_loadu_si256((const __m256i *)x0[i].qs);      \
+            const __m256i xq1 = _mm256_loadu_si256((const __m256i *)x1[i].qs);      \
+            const __m256 d40 = scales4(w[0][i].d, w[1][i].d, w[2][i].d, w[3][i].d, x0[i].d); \
+            const __m256 d41 = scales4(w[0][i].d, w[1][i].d, w[2][i].d, w[3][i].d, x1[i].d); \
+            _Pragma("GCC unroll 4")                                                 \
+            for (int r = 0; r < 4; r++) {                                           \
+                const __m256i wq = LOADW(w[r][i].qs);                               \
+                const __m256i aw = _mm256_sign_epi8(wq, wq);                        \
+                a0[r] = _mm256_fmadd_ps(lane_bcast(d40, r), dot_i8x32_abs(aw, wq, xq0), a0[r]); \
+                a1[r] = _mm256_fmadd_ps(lane_bcast(d41, r), dot_i8x32_abs(aw, wq, xq1), a1[r]); \
+            }                                                                       \
+        }                                                                           \
+        _Pragma("GCC unroll 4")                                                     \
+        for (int r = 0; r < 4; r++) {                                               \
+            out0[r] = hsum256(a0[r]);                                               \
+            out1[r] = hsum256(a1[r]);                                               \
+        }                                                                           \
+    }
+
+#define LOADW_Q8(qs) _mm256_loadu_si256((const __m256i *)(qs))
+#define LOADW_Q4(qs) _mm256_sub_epi8(q4_nibbles(qs), _mm256_set1_epi8(8))
+DEF_DOT4X2_QUANT(avx2_dot4x2_q8_0, aik_block_q8_0, LOADW_Q8)
+DEF_DOT4X2_QUANT(avx2_dot4x2_q4_0, aik_block_q4_0, LOADW_Q4)
+
 /* ------------------------------------------------ element-wise / rows --- */
 
 static void avx2_rms_norm(const float *x, const float *w, float *y, int64_t n, float eps)
@@ -481,6 +529,42 @@ static void avx2_axpy(float a, const float *x, float *y, int64_t n)
         y[i] += a * x[i];
 }
 
+/* 32 output values per pass held in 4 registers while all positions
+ * stream by; narrower passes for the rest. */
+static void avx2_wsum(const float *a, const float *v, int64_t stride, int64_t n_pos,
+                      int64_t dim, float *out)
+{
+    int64_t d = 0;
+    for (; d + 32 <= dim; d += 32) {
+        __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+        __m256 s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
+        for (int64_t p = 0; p < n_pos; p++) {
+            const float *vp = v + p * stride + d;
+            const __m256 ap = _mm256_set1_ps(a[p]);
+            s0 = _mm256_fmadd_ps(ap, _mm256_loadu_ps(vp), s0);
+            s1 = _mm256_fmadd_ps(ap, _mm256_loadu_ps(vp + 8), s1);
+            s2 = _mm256_fmadd_ps(ap, _mm256_loadu_ps(vp + 16), s2);
+            s3 = _mm256_fmadd_ps(ap, _mm256_loadu_ps(vp + 24), s3);
+        }
+        _mm256_storeu_ps(out + d, s0);
+        _mm256_storeu_ps(out + d + 8, s1);
+        _mm256_storeu_ps(out + d + 16, s2);
+        _mm256_storeu_ps(out + d + 24, s3);
+    }
+    for (; d + 8 <= dim; d += 8) {
+        __m256 s0 = _mm256_setzero_ps();
+        for (int64_t p = 0; p < n_pos; p++)
+            s0 = _mm256_fmadd_ps(_mm256_set1_ps(a[p]), _mm256_loadu_ps(v + p * stride + d), s0);
+        _mm256_storeu_ps(out + d, s0);
+    }
+    for (; d < dim; d++) {
+        float s0 = 0.0f;
+        for (int64_t p = 0; p < n_pos; p++)
+            s0 += a[p] * v[p * stride + d];
+        out[d] = s0;
+    }
+}
+
 const aik_cpu_ops aik_cpu_ops_avx2 = {
     .dot = {
         [AIK_DTYPE_F32] = avx2_dot_f32,
@@ -496,6 +580,10 @@ const aik_cpu_ops aik_cpu_ops_avx2 = {
         [AIK_DTYPE_Q8_0] = avx2_dot4_q8_0,
         [AIK_DTYPE_Q4_0] = avx2_dot4_q4_0,
     },
+    .dot4x2 = {
+        [AIK_DTYPE_Q8_0] = avx2_dot4x2_q8_0,
+        [AIK_DTYPE_Q4_0] = avx2_dot4x2_q4_0,
+    },
     .quantize_q8_0 = avx2_quantize_q8_0,
     .fp16_to_f32 = avx2_fp16_to_f32,
     .f32_to_fp16 = avx2_f32_to_fp16,
@@ -509,4 +597,5 @@ const aik_cpu_ops aik_cpu_ops_avx2 = {
     .swiglu = avx2_swiglu,
     .softmax = avx2_softmax,
     .axpy = avx2_axpy,
+    .wsum = avx2_wsum,
 };

@@ -617,6 +617,33 @@ static void avx512_axpy(float a, const float *x, float *y, int64_t n)
     }
 }
 
+/* 64 output values per pass held in 4 registers while all positions stream
+ * by; the last pass is masked. */
+static void avx512_wsum(const float *a, const float *v, int64_t stride, int64_t n_pos,
+                        int64_t dim, float *out)
+{
+    for (int64_t d = 0; d < dim; d += 64) {
+        const __mmask16 k0 = tail_mask(dim - d);
+        const __mmask16 k1 = dim - d > 16 ? tail_mask(dim - d - 16) : 0;
+        const __mmask16 k2 = dim - d > 32 ? tail_mask(dim - d - 32) : 0;
+        const __mmask16 k3 = dim - d > 48 ? tail_mask(dim - d - 48) : 0;
+        __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+        __m512 s2 = _mm512_setzero_ps(), s3 = _mm512_setzero_ps();
+        for (int64_t p = 0; p < n_pos; p++) {
+            const float *vp = v + p * stride + d;
+            const __m512 ap = _mm512_set1_ps(a[p]);
+            s0 = _mm512_fmadd_ps(ap, _mm512_maskz_loadu_ps(k0, vp), s0);
+            s1 = _mm512_fmadd_ps(ap, _mm512_maskz_loadu_ps(k1, vp + 16), s1);
+            s2 = _mm512_fmadd_ps(ap, _mm512_maskz_loadu_ps(k2, vp + 32), s2);
+            s3 = _mm512_fmadd_ps(ap, _mm512_maskz_loadu_ps(k3, vp + 48), s3);
+        }
+        _mm512_mask_storeu_ps(out + d, k0, s0);
+        _mm512_mask_storeu_ps(out + d + 16, k1, s1);
+        _mm512_mask_storeu_ps(out + d + 32, k2, s2);
+        _mm512_mask_storeu_ps(out + d + 48, k3, s3);
+    }
+}
+
 const aik_cpu_ops OPS_NAME = {
     .dot = {
         [AIK_DTYPE_F32] = avx512_dot_f32,
@@ -649,4 +676,5 @@ const aik_cpu_ops OPS_NAME = {
     .swiglu = avx512_swiglu,
     .softmax = avx512_softmax,
     .axpy = avx512_axpy,
+    .wsum = avx512_wsum,
 };

@@ -46,6 +46,10 @@ typedef struct aik_cpu_ops {
     void (*softmax)(float *x, int64_t n);
     /* y += a * x */
     void (*axpy)(float a, const float *x, float *y, int64_t n);
+    /* out[d] = sum_p a[p] * v[p * stride + d], d < dim (overwrites out):
+     * attention's weighted sum of value rows, out kept in registers */
+    void (*wsum)(const float *a, const float *v, int64_t stride, int64_t n_pos,
+                 int64_t dim, float *out);
 } aik_cpu_ops;
 
 extern const aik_cpu_ops aik_cpu_ops_scalar;
@@ -78,6 +82,8 @@ void aik_ref_silu(const float *x, float *y, int64_t n);
 void aik_ref_swiglu(const float *gate, const float *up, float *y, int64_t n);
 void aik_ref_softmax(float *x, int64_t n);
 void aik_ref_axpy(float a, const float *x, float *y, int64_t n);
+void aik_ref_wsum(const float *a, const float *v, int64_t stride, int64_t n_pos,
+                  int64_t dim, float *out);
 void aik_ref_rope(float *x, int n_heads, int head_dim, int64_t pos, float theta,
                   bool neox);
 void aik_ref_attention_head(const float *q, const float *k_cache,

@@ -84,7 +84,9 @@ void aik_f32_to_bf16_row(const float *src, uint16_t *dst, int64_t n);
 
 /* Quantize n floats (n % 32 == 0) into n/32 blocks. Bit-identical to ggml's
  * quantize_row_q8_0_ref / quantize_row_q4_0_ref (d = amax/127, resp.
- * d = max/-8 with the signed max-magnitude value). */
+ * d = max/-8 with the signed max-magnitude value) at every ISA level. q8_0
+ * is SIMD (it quantizes activations on the hot path); q4_0 is the scalar
+ * reference (weights are quantized offline). Inputs must be finite. */
 void aik_quantize_row_q8_0(const float *x, void *blocks, int64_t n);
 void aik_quantize_row_q4_0(const float *x, void *blocks, int64_t n);
 
@@ -125,6 +127,10 @@ float aik_vec_dot_q4_0_q8_0(const void *w, const void *x, int64_t n);
  * N > 1 (prompt processing) is tiled so each weight tile is read once per
  * group of activation rows, not once per token.
  * f16 / bf16 weights are converted on the fly, accumulated in f32.
+ * Every Y element is computed by the same operations whatever the row range
+ * split and whatever N: threaded, batched and one-token results are bitwise
+ * equal (at a given ISA level).
+ * W must be aligned to its element (4 bytes for f32, 2 for the others).
  */
 
 /* Bytes of scratch needed for (wt, K, N): 0 for float weights, else

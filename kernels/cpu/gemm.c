@@ -9,16 +9,19 @@
  *     for pc in K step KC (fixed boundaries)
  *       pack op(B)[pc:pc+kc, jc:jc+nc] into NR-wide micro-panels [k][NR]
  *       for ic in M step MC                  A block: mc × kc   (L2)
- *         pack op(A)[ic:ic+mc, pc:pc+kc] into MR-tall micro-panels [k][MR]
- *         for jr in nc step NR               B micro-panel in L1
- *           for ir in mc step MR
+ *         pack op(A)[ic:ic+mc, pc:pc+kc] into MR-tall micro-panels
+ *         for ir in mc step MR               A micro-panel in L1
+ *           for jr in nc step NR             B micro-panels from L2
  *             micro-kernel: MR×NR accumulators in registers,
- *             acc += A_panel[k][i] (broadcast) * B_panel[k][0..NR) (vector)
+ *             acc += A_panel(i, k) (broadcast) * B_panel[k][0..NR) (vector)
  *
  * Packing makes every micro-kernel load contiguous and aligned whatever
  * the transposes and strides are; short panels are zero-padded so the
  * micro-kernel always runs a full tile, and only the valid part of the tile
- * is written back (masked loads/stores).
+ * is written back (masked loads/stores). A panels come in two layouts so
+ * that packing A is a plain copy either way: k-major when A is stored
+ * transposed (dW = dY^T · X), row-major when it is not; B is transposed
+ * while packing only in the forward pass (X · W^T), 8×8 in registers.
  *
  * Determinism: every element of C is produced by the same sequence of
  * operations whatever tile it falls in (the K blocks have fixed boundaries
@@ -99,21 +102,15 @@ void aik_gemm_f32_ref(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t 
 #if AIK_GEMM_X86
 /* ------------------------------------------------------------- blocking --- */
 
-/* KC: depth of one rank-kc update; a 32-wide B micro-panel is 32 KiB and
- * stays in the 48 KiB L1 while A micro-panels stream past it.
- * MC × KC (A block, 144 KiB) and KC × NC (B block, 512 KiB) stay in L2.
+/* KC: depth of one rank-kc update; an A micro-panel (12 × 256 floats,
+ * 12 KiB) stays in the 48 KiB L1 while the B micro-panels stream past it
+ * from the B block (KC × NC, 512 KiB), which stays in the 2 MiB L2 along
+ * with the A block (MC × KC, 144 KiB). Chosen on a Sapphire Rapids core;
+ * 128..384 / 72..288 / 512..1024 measured within noise of each other.
  * MC is a multiple of both MR values (12 and 6), NC of both NR (32, 16). */
-#ifndef GEMM_KC
 #define GEMM_KC 256
-#endif
-#ifndef GEMM_MC
 #define GEMM_MC 144
-#endif
-#ifndef GEMM_NC
 #define GEMM_NC 512
-#endif
-#define GEMM_MR_MAX 12
-#define GEMM_NR_MAX 32
 
 /* Per-thread packing buffers (see gemm.h: about 0.65 MiB of TLS per thread
  * that calls the GEMM). Sized for the largest MR / NR rounding. */
@@ -121,10 +118,13 @@ static _Thread_local _Alignas(64) float tls_pack_a[GEMM_MC * GEMM_KC];
 static _Thread_local _Alignas(64) float tls_pack_b[GEMM_KC * GEMM_NC];
 
 /* Micro-kernel: C[0:mr, 0:nr] = fma(alpha, Ap·Bp, beta * C) if load_c, else
- * alpha * Ap·Bp. Ap: kc × MR packed, Bp: kc × NR packed (both 64-byte
- * aligned). mr <= MR, nr <= NR. */
+ * alpha * Ap·Bp, alpha_beta = {alpha, beta}. (Passed in memory and read
+ * after the k loop: as register arguments they would occupy two of the 16
+ * AVX2 registers through the loop and push an accumulator onto the stack.)
+ * Ap: an A micro-panel (layout per kernel, see A_KMAJOR / A_ROWMAJOR),
+ * Bp: kc × NR packed, 64-byte aligned. mr <= MR, nr <= NR. */
 typedef void (*ukernel_fn)(int64_t kc, const float *Ap, const float *Bp, float *C,
-                           int64_t ldc, int mr, int nr, float alpha, float beta,
+                           int64_t ldc, int mr, int nr, const float *alpha_beta,
                            bool load_c);
 
 typedef struct gemm_isa {
@@ -134,6 +134,8 @@ typedef struct gemm_isa {
 } gemm_isa;
 
 /* ---------------------------------------------------------------- packing --- */
+
+#define PACK_AHEAD 4
 
 /* A block already laid out along the panel dimension (rows of k): panel p
  * gets dst[p * pstride + k * P + r] = src[k * ld + p * P + r] for
@@ -146,12 +148,27 @@ static void pack_copy(const float *src, int64_t ld, int64_t w, int P, int64_t kc
 {
     for (int64_t k = 0; k < kc; k++) {
         const float *s = src + k * ld;
+        /* rows far apart (ld = M of a transposed A) defeat the hardware
+         * prefetchers, which follow streams within a page: ask a few rows
+         * ahead */
+        if (k + PACK_AHEAD < kc)
+            for (int64_t p0 = 0; p0 < w; p0 += 16)
+                __builtin_prefetch(s + PACK_AHEAD * ld + p0, 0, 3);
         for (int64_t p0 = 0; p0 < w; p0 += P) {
             const int n = (int)(w - p0 < P ? w - p0 : P);
             float *d = dst + (p0 / P) * pstride + k * P;
-            memcpy(d, s + p0, (size_t)n * sizeof(float));
-            for (int r = n; r < P; r++)
-                d[r] = 0.0f;
+            /* constant sizes for full rows, so the copy is inlined (a libc
+             * call per 6..32 floats would cost more than the copy) */
+            switch (n == P ? P : 0) {
+            case 32: memcpy(d, s + p0, 32 * sizeof(float)); break;
+            case 16: memcpy(d, s + p0, 16 * sizeof(float)); break;
+            case 12: memcpy(d, s + p0, 12 * sizeof(float)); break;
+            case 6: memcpy(d, s + p0, 6 * sizeof(float)); break;
+            default:
+                memcpy(d, s + p0, (size_t)n * sizeof(float));
+                for (int r = n; r < P; r++)
+                    d[r] = 0.0f;
+            }
         }
     }
 }
@@ -169,30 +186,37 @@ static void pack_rows(const float *src, int64_t ld, int h, int P, int64_t kc, fl
     }
 }
 
-__attribute__((target("avx2,fma"))) static inline void
-transpose8x8(__m256 *r)
+/* dst[k * P + t] = src[t * ld + k] for t < 8, k < 8: one 8×8 transpose in
+ * registers (unpack, shuffle, lane permute; 24 shuffles per 64 floats). */
+__attribute__((target("avx2,fma"), always_inline)) static inline void
+transpose8x8(const float *src, int64_t ld, float *dst, int P)
 {
-    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-    __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-    __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-    __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-    __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-    r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
-    r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
-    r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
-    r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
-    r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
-    r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
-    r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
-    r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+    const __m256 r0 = _mm256_loadu_ps(src + 0 * ld), r1 = _mm256_loadu_ps(src + 1 * ld);
+    const __m256 r2 = _mm256_loadu_ps(src + 2 * ld), r3 = _mm256_loadu_ps(src + 3 * ld);
+    const __m256 r4 = _mm256_loadu_ps(src + 4 * ld), r5 = _mm256_loadu_ps(src + 5 * ld);
+    const __m256 r6 = _mm256_loadu_ps(src + 6 * ld), r7 = _mm256_loadu_ps(src + 7 * ld);
+    const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+    const __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+    const __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+    const __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+    const __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    const __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    const __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    const __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    _mm256_storeu_ps(dst + 0 * P, _mm256_permute2f128_ps(s0, s4, 0x20));
+    _mm256_storeu_ps(dst + 1 * P, _mm256_permute2f128_ps(s1, s5, 0x20));
+    _mm256_storeu_ps(dst + 2 * P, _mm256_permute2f128_ps(s2, s6, 0x20));
+    _mm256_storeu_ps(dst + 3 * P, _mm256_permute2f128_ps(s3, s7, 0x20));
+    _mm256_storeu_ps(dst + 4 * P, _mm256_permute2f128_ps(s0, s4, 0x31));
+    _mm256_storeu_ps(dst + 5 * P, _mm256_permute2f128_ps(s1, s5, 0x31));
+    _mm256_storeu_ps(dst + 6 * P, _mm256_permute2f128_ps(s2, s6, 0x31));
+    _mm256_storeu_ps(dst + 7 * P, _mm256_permute2f128_ps(s3, s7, 0x31));
 }
 
-/* dst[k][r] = src[r * ld + k] for r < w, 0 for w <= r < P: a transpose,
- * done 8 rows × 8 k at a time in registers (scalar for the k tail). Used
- * for B panels when B is stored transposed (the forward pass X · W^T). */
+/* dst[k][r] = src[r * ld + k] for r < w, 0 for w <= r < P: a transpose.
+ * Groups of 8 full rows go 8 k at a time through registers; the k tail and
+ * a partial last group (the N edge only) element by element. Used for B
+ * panels when B is stored transposed (the forward pass X · W^T). */
 __attribute__((target("avx2,fma"))) static void
 pack_transpose(const float *src, int64_t ld, int w, int P, int64_t kc, float *dst)
 {
@@ -201,24 +225,9 @@ pack_transpose(const float *src, int64_t ld, int w, int P, int64_t kc, float *ds
         int valid = w - r0;                        /* of which hold data */
         valid = valid < 0 ? 0 : valid > rows ? rows : valid;
         int64_t k = 0;
-        for (; k + 8 <= kc; k += 8) {
-            __m256 v[8];
-            for (int t = 0; t < 8; t++)
-                v[t] = t < valid ? _mm256_loadu_ps(src + (r0 + t) * ld + k)
-                                 : _mm256_setzero_ps();
-            transpose8x8(v);
-            if (rows == 8) {
-                for (int t = 0; t < 8; t++)
-                    _mm256_storeu_ps(dst + (k + t) * P + r0, v[t]);
-            } else {
-                /* a narrow last group (P = 6, 12): store only its columns */
-                float tmp[8];
-                for (int t = 0; t < 8; t++) {
-                    _mm256_storeu_ps(tmp, v[t]);
-                    memcpy(dst + (k + t) * P + r0, tmp, (size_t)rows * sizeof(float));
-                }
-            }
-        }
+        if (rows == 8 && valid == 8)
+            for (; k + 8 <= kc; k += 8)
+                transpose8x8(src + r0 * ld + k, ld, dst + k * P + r0, P);
         for (; k < kc; k++)
             for (int t = 0; t < rows; t++)
                 dst[k * P + r0 + t] = t < valid ? src[(r0 + t) * ld + k] : 0.0f;
@@ -253,57 +262,66 @@ avx2_mask(int n) /* lanes [0, n) on, n in [0, 8] */
 #define A_KMAJOR(MR, i, k) ((k) * (MR) + (i))
 #define A_ROWMAJOR(MR, i, k) ((i) * GEMM_KC + (k))
 
-#define DEFINE_UKERNEL_AVX2(name, A_AT)                                                     \
-    __attribute__((target("avx2,fma"))) static void name(                                  \
+#define DEFINE_UKERNEL_AVX2(name, A_AT)                                                  \
+    __attribute__((target("avx2,fma"))) static void name(                                \
         int64_t kc, const float *Ap, const float *Bp, float *C, int64_t ldc, int mr, int nr, \
-        float alpha, float beta, bool load_c)                                               \
-    {                                                                                        \
-        __m256 c[AVX2_MR][2];                                                                \
-        if (load_c) /* C arrives while the k loop runs (it may be out of L2) */            \
-            prefetch_c(C, ldc, mr, AVX2_NR);                                                 \
-        _Pragma("GCC unroll 6") for (int i = 0; i < AVX2_MR; i++)                            \
-            c[i][0] = c[i][1] = _mm256_setzero_ps();                                         \
-        for (int64_t k = 0; k < kc; k++) {                                                   \
-            const __m256 b0 = _mm256_load_ps(Bp + k * AVX2_NR);                              \
-            const __m256 b1 = _mm256_load_ps(Bp + k * AVX2_NR + 8);                          \
-            _Pragma("GCC unroll 6") for (int i = 0; i < AVX2_MR; i++)                        \
-            {                                                                                \
-                const __m256 a = _mm256_broadcast_ss(Ap + A_AT(AVX2_MR, i, k));              \
-                c[i][0] = _mm256_fmadd_ps(a, b0, c[i][0]);                                   \
-                c[i][1] = _mm256_fmadd_ps(a, b1, c[i][1]);                                   \
-            }                                                                                \
-        }                                                                                    \
-        avx2_store_tile(c, C, ldc, mr, nr, alpha, beta, load_c);                             \
+        const float *alpha_beta, bool load_c)                                            \
+    {                                                                                    \
+        __m256 c[AVX2_MR][2];                                                            \
+        if (load_c) /* C arrives while the k loop runs (it may be out of L2) */          \
+            prefetch_c(C, ldc, mr, AVX2_NR);                                             \
+        _Pragma("GCC unroll 6") for (int i = 0; i < AVX2_MR; i++)                        \
+            c[i][0] = c[i][1] = _mm256_setzero_ps();                                     \
+        for (int64_t k = 0; k < kc; k++) {                                               \
+            const __m256 b0 = _mm256_load_ps(Bp + k * AVX2_NR);                          \
+            const __m256 b1 = _mm256_load_ps(Bp + k * AVX2_NR + 8);                      \
+            _Pragma("GCC unroll 6") for (int i = 0; i < AVX2_MR; i++)                    \
+            {                                                                            \
+                const __m256 a = _mm256_broadcast_ss(Ap + A_AT(AVX2_MR, i, k));          \
+                c[i][0] = _mm256_fmadd_ps(a, b0, c[i][0]);                               \
+                c[i][1] = _mm256_fmadd_ps(a, b1, c[i][1]);                               \
+            }                                                                            \
+        }                                                                                \
+        /* alpha_beta is read only after the loop (see ukernel_fn) */                    \
+        __asm__ volatile("" ::: "memory");                                               \
+        avx2_store_tile(c, C, ldc, mr, nr, alpha_beta, load_c);                          \
     }
 
 /* Write back an AVX2 accumulator tile: fma(alpha, acc, beta * C) or
- * alpha * acc, through masks on a partial tile (same arithmetic). */
-__attribute__((target("avx2,fma"))) static inline void
-avx2_store_tile(__m256 acc[AVX2_MR][2], float *C, int64_t ldc, int mr, int nr, float alpha,
-                float beta, bool load_c)
+ * alpha * acc, through masks on a partial tile (same arithmetic).
+ * always_inline: the accumulator array must not have its address taken in
+ * the kernel, or GCC keeps it in memory inside the k loop. */
+__attribute__((target("avx2,fma"), always_inline)) static inline void
+avx2_store_tile(__m256 acc[AVX2_MR][2], float *C, int64_t ldc, int mr, int nr,
+                const float *alpha_beta, bool load_c)
 {
+    const float alpha = alpha_beta[0], beta = alpha_beta[1];
     const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
-    if (nr == AVX2_NR) {
-        for (int i = 0; i < mr; i++) {
-            float *c = C + i * ldc;
-            for (int h = 0; h < 2; h++) {
-                __m256 r = load_c ? _mm256_fmadd_ps(va, acc[i][h],
-                                                    _mm256_mul_ps(vb, _mm256_loadu_ps(c + 8 * h)))
-                                  : _mm256_mul_ps(va, acc[i][h]);
-                _mm256_storeu_ps(c + 8 * h, r);
+    const __m256i m0 = avx2_mask(nr > 8 ? 8 : nr), m1 = avx2_mask(nr > 8 ? nr - 8 : 0);
+    /* fully unrolled with constant indices, so acc stays in registers */
+#pragma GCC unroll 6
+    for (int i = 0; i < AVX2_MR; i++) {
+        if (i >= mr)
+            break;
+        float *c = C + i * ldc;
+        if (nr == AVX2_NR) {
+            __m256 r0 = _mm256_mul_ps(va, acc[i][0]), r1 = _mm256_mul_ps(va, acc[i][1]);
+            if (load_c) {
+                r0 = _mm256_fmadd_ps(va, acc[i][0], _mm256_mul_ps(vb, _mm256_loadu_ps(c)));
+                r1 = _mm256_fmadd_ps(va, acc[i][1], _mm256_mul_ps(vb, _mm256_loadu_ps(c + 8)));
             }
-        }
-    } else {
-        const __m256i m0 = avx2_mask(nr > 8 ? 8 : nr), m1 = avx2_mask(nr > 8 ? nr - 8 : 0);
-        for (int i = 0; i < mr; i++) {
-            float *c = C + i * ldc;
-            for (int h = 0; h < 2; h++) {
-                const __m256i m = h ? m1 : m0;
-                __m256 r = load_c ? _mm256_fmadd_ps(va, acc[i][h],
-                                                    _mm256_mul_ps(vb, _mm256_maskload_ps(c + 8 * h, m)))
-                                  : _mm256_mul_ps(va, acc[i][h]);
-                _mm256_maskstore_ps(c + 8 * h, m, r);
+            _mm256_storeu_ps(c, r0);
+            _mm256_storeu_ps(c + 8, r1);
+        } else {
+            __m256 r0 = _mm256_mul_ps(va, acc[i][0]), r1 = _mm256_mul_ps(va, acc[i][1]);
+            if (load_c) {
+                r0 = _mm256_fmadd_ps(va, acc[i][0],
+                                     _mm256_mul_ps(vb, _mm256_maskload_ps(c, m0)));
+                r1 = _mm256_fmadd_ps(va, acc[i][1],
+                                     _mm256_mul_ps(vb, _mm256_maskload_ps(c + 8, m1)));
             }
+            _mm256_maskstore_ps(c, m0, r0);
+            _mm256_maskstore_ps(c + 8, m1, r1);
         }
     }
 }
@@ -319,16 +337,21 @@ DEFINE_UKERNEL_AVX2(ukernel_avx2_rowmajor, A_ROWMAJOR)
 /* Write back an AVX-512 accumulator tile: fma(alpha, acc, beta * C) or
  * alpha * acc, masked to the valid nr columns (full tiles use full masks,
  * so partial tiles get the same arithmetic). */
-__attribute__((target("avx512f,avx2,fma"))) static inline void
+__attribute__((target("avx512f,avx2,fma"), always_inline)) static inline void
 avx512_store_tile(__m512 acc[AVX512_MR][2], float *C, int64_t ldc, int mr, int nr,
-                  float alpha, float beta, bool load_c)
+                  const float *alpha_beta, bool load_c)
 {
+    const float alpha = alpha_beta[0], beta = alpha_beta[1];
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
     const __mmask16 m0 = nr >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1u);
     const __mmask16 m1 = nr >= 32 ? (__mmask16)0xFFFF
                        : nr > 16  ? (__mmask16)((1u << (nr - 16)) - 1u)
                                   : (__mmask16)0;
-    for (int i = 0; i < mr; i++) {
+    /* fully unrolled with constant indices, so acc stays in registers */
+#pragma GCC unroll 12
+    for (int i = 0; i < AVX512_MR; i++) {
+        if (i >= mr)
+            break;
         float *ci = C + i * ldc;
         if (load_c) {
             const __m512 o0 = _mm512_maskz_loadu_ps(m0, ci);
@@ -344,27 +367,29 @@ avx512_store_tile(__m512 acc[AVX512_MR][2], float *C, int64_t ldc, int mr, int n
 }
 
 /* 24 accumulators + 2 B vectors + 1 broadcast of the 32 zmm registers. */
-#define DEFINE_UKERNEL_AVX512(name, A_AT)                                                   \
-    __attribute__((target("avx512f,avx2,fma"))) static void name(                          \
+#define DEFINE_UKERNEL_AVX512(name, A_AT)                                                \
+    __attribute__((target("avx512f,avx2,fma"))) static void name(                        \
         int64_t kc, const float *Ap, const float *Bp, float *C, int64_t ldc, int mr, int nr, \
-        float alpha, float beta, bool load_c)                                               \
-    {                                                                                        \
-        __m512 c[AVX512_MR][2];                                                              \
-        if (load_c) /* C arrives while the k loop runs (it may be out of L2) */            \
-            prefetch_c(C, ldc, mr, AVX512_NR);                                               \
-        _Pragma("GCC unroll 12") for (int i = 0; i < AVX512_MR; i++)                         \
-            c[i][0] = c[i][1] = _mm512_setzero_ps();                                         \
-        for (int64_t k = 0; k < kc; k++) {                                                   \
-            const __m512 b0 = _mm512_load_ps(Bp + k * AVX512_NR);                            \
-            const __m512 b1 = _mm512_load_ps(Bp + k * AVX512_NR + 16);                       \
-            _Pragma("GCC unroll 12") for (int i = 0; i < AVX512_MR; i++)                     \
-            {                                                                                \
-                const __m512 a = _mm512_set1_ps(Ap[A_AT(AVX512_MR, i, k)]);                  \
-                c[i][0] = _mm512_fmadd_ps(a, b0, c[i][0]);                                   \
-                c[i][1] = _mm512_fmadd_ps(a, b1, c[i][1]);                                   \
-            }                                                                                \
-        }                                                                                    \
-        avx512_store_tile(c, C, ldc, mr, nr, alpha, beta, load_c);                           \
+        const float *alpha_beta, bool load_c)                                            \
+    {                                                                                    \
+        __m512 c[AVX512_MR][2];                                                          \
+        if (load_c) /* C arrives while the k loop runs (it may be out of L2) */          \
+            prefetch_c(C, ldc, mr, AVX512_NR);                                           \
+        _Pragma("GCC unroll 12") for (int i = 0; i < AVX512_MR; i++)                     \
+            c[i][0] = c[i][1] = _mm512_setzero_ps();                                     \
+        for (int64_t k = 0; k < kc; k++) {                                               \
+            const __m512 b0 = _mm512_load_ps(Bp + k * AVX512_NR);                        \
+            const __m512 b1 = _mm512_load_ps(Bp + k * AVX512_NR + 16);                   \
+            _Pragma("GCC unroll 12") for (int i = 0; i < AVX512_MR; i++)                 \
+            {                                                                            \
+                const __m512 a = _mm512_set1_ps(Ap[A_AT(AVX512_MR, i, k)]);              \
+                c[i][0] = _mm512_fmadd_ps(a, b0, c[i][0]);                               \
+                c[i][1] = _mm512_fmadd_ps(a, b1, c[i][1]);                               \
+            }                                                                            \
+        }                                                                                \
+        /* alpha_beta is read only after the loop (see ukernel_fn) */                    \
+        __asm__ volatile("" ::: "memory");                                               \
+        avx512_store_tile(c, C, ldc, mr, nr, alpha_beta, load_c);                        \
     }
 
 DEFINE_UKERNEL_AVX512(ukernel_avx512_kmajor, A_KMAJOR)
@@ -376,7 +401,6 @@ static const gemm_isa isa_avx512 = {AVX512_MR, AVX512_NR, ukernel_avx512_kmajor,
 
 _Static_assert(GEMM_MC % AVX2_MR == 0 && GEMM_MC % AVX512_MR == 0, "MC vs MR");
 _Static_assert(GEMM_NC % AVX2_NR == 0 && GEMM_NC % AVX512_NR == 0, "NC vs NR");
-_Static_assert(AVX512_MR <= GEMM_MR_MAX && AVX512_NR <= GEMM_NR_MAX, "tile");
 
 /* K block boundaries: ceil(K / KC) blocks of nearly equal depth (so K = 300
  * is 152 + 148, not 256 + 44). They depend on K only, never on the C block
@@ -405,7 +429,7 @@ static void gemm_blocked(const gemm_isa *isa, bool trans_a, bool trans_b, int64_
             const int64_t kc = K - pc < KB ? K - pc : KB;
             /* the first K block applies beta; later ones accumulate */
             const bool load_c = pc > 0 || beta != 0.0f;
-            const float beta_k = pc > 0 ? 1.0f : beta;
+            const float alpha_beta[2] = {alpha, pc > 0 ? 1.0f : beta};
 
             if (trans_b) {
                 for (int64_t jr = 0; jr < nc; jr += NR) {
@@ -436,7 +460,7 @@ static void gemm_blocked(const gemm_isa *isa, bool trans_a, bool trans_b, int64_
                     for (int64_t jr = 0; jr < nc; jr += NR) {
                         const int w = (int)(nc - jr < NR ? nc - jr : NR);
                         kernel(kc, ap, Bp + (jr / NR) * NR * kc, C + (ic + ir) * ldc + jc + jr,
-                               ldc, h, w, alpha, beta_k, load_c);
+                               ldc, h, w, alpha_beta, load_c);
                     }
                 }
             }

@@ -390,6 +390,15 @@ void aik_ref_axpy(float a, const float *x, float *y, int64_t n)
         y[i] += a * x[i];
 }
 
+void aik_ref_wsum(const float *a, const float *v, int64_t stride, int64_t n_pos,
+                  int64_t dim, float *out)
+{
+    for (int64_t d = 0; d < dim; d++)
+        out[d] = 0.0f;
+    for (int64_t p = 0; p < n_pos; p++)
+        aik_ref_axpy(a[p], v + p * stride, out, dim);
+}
+
 void aik_ref_rope(float *x, int n_heads, int head_dim, int64_t pos, float theta,
                   bool neox)
 {
@@ -452,4 +461,5 @@ const aik_cpu_ops aik_cpu_ops_scalar = {
     .swiglu = aik_ref_swiglu,
     .softmax = aik_ref_softmax,
     .axpy = aik_ref_axpy,
+    .wsum = aik_ref_wsum,
 };

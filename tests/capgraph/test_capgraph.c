@@ -838,7 +838,8 @@ static const struct {
 } meaning_cases[] = {
     { "what's the significance of serendipity", "lexicon.define" }, /* significance ~ meaning */
     { "explicate the word gregarious", "lexicon.define" },          /* explicate ~ explain */
-    { "demonstrate the usage of ubiquitous", "lexicon.example" },    /* usage ~ use (derivation) */
+    { "employ ubiquitous in a clause", "lexicon.example" },          /* employ ~ use, clause ~ sentence */
+    { "demonstrate the application of ubiquitous", "lexicon.example" }, /* application ~ use */
     { "name synonymous words for quick", "lexicon.synonyms" },      /* synonymous ~ synonym */
 };
 
@@ -915,6 +916,67 @@ START_TEST(test_text_meaning)
     ck_assert_int_eq(aik_capgraph_resolve(g, "how tall is the Eiffel tower", NULL, ex, &plan, &e), -ENOENT);
     aik_explanation_free(ex);
     aik_capgraph_free(g);
+}
+END_TEST
+
+/* The issue's own examples against one terse phrasing per capability:
+ * "what does X mean" has no word in common with "define X", nor "give me
+ * another word for X" with "synonyms of X"; WordNet relates them (define's
+ * gloss "give a definition for the meaning of a word"; synonym's hypernym
+ * "word"). */
+START_TEST(test_text_terse_phrasings)
+{
+    static const char *const phr[][2] = {
+        { "lexicon.define", "define {word}" },
+        { "lexicon.synonyms", "synonyms of {word}" },
+        { "lexicon.example", "use {word} in a sentence" },
+        { "text.complete", "complete this text" },
+    };
+    static const char *const cases[][2] = {
+        { "what does ephemeral mean", "lexicon.define" },
+        { "what is the meaning of ephemeral", "lexicon.define" },
+        { "give me another word for happy", "lexicon.synonyms" },
+        { "employ happy in a sentence", "lexicon.example" },
+    };
+    static const char *const none[] = { "the weather in Paris tomorrow", "what time is it", "how tall is the Eiffel tower",
+                                        "book a flight to London" };
+    aik_textmatch *tm = NULL;
+    aik_wordnet *wn = NULL;
+    aik_textmatch_result *res = NULL;
+    size_t n = 0;
+    unsigned flags = 0;
+    aik_error e;
+
+    if (!have_wordnet()) {
+        fprintf(stderr, "test_text_terse_phrasings: WordNet not installed, skipped\n");
+        return;
+    }
+    ck_assert_int_eq(aik_textmatch_new(&tm), 0);
+    for (size_t i = 0; i < sizeof(phr) / sizeof(phr[0]); i++)
+        ck_assert_int_eq(aik_textmatch_add(tm, phr[i][0], phr[i][1]), 0);
+    ck_assert_int_eq(aik_wordnet_open(NULL, &wn, &e), 0);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        /* lexically nothing matches */
+        ck_assert_int_eq(aik_textmatch_query(tm, cases[i][0], NULL, NULL, &res, &n, &flags), 0);
+        ck_assert_uint_eq(n, 4);
+        ck_assert_msg(res[0].score < AIK_TEXTMATCH_THRESHOLD || i == 3, "'%s' matched lexically", cases[i][0]);
+        ck_assert_uint_eq(flags, 0);
+        free(res);
+        ck_assert_int_eq(aik_textmatch_query(tm, cases[i][0], wn, NULL, &res, &n, &flags), 0);
+        ck_assert_uint_eq(flags, AIK_TEXTMATCH_USED_WORDNET);
+        ck_assert_msg(strcmp(res[0].label, cases[i][1]) == 0 && res[0].score >= AIK_TEXTMATCH_THRESHOLD,
+                      "'%s' -> %s %.3f", cases[i][0], res[0].label, res[0].score);
+        ck_assert(res[0].score > res[1].score);
+        ck_assert(res[0].embedding == -1);
+        free(res);
+    }
+    for (size_t i = 0; i < sizeof(none) / sizeof(none[0]); i++) {
+        ck_assert_int_eq(aik_textmatch_query(tm, none[i], wn, NULL, &res, &n, &flags), 0);
+        ck_assert_msg(res[0].score < AIK_TEXTMATCH_THRESHOLD, "'%s' -> %s %.3f", none[i], res[0].label, res[0].score);
+        free(res);
+    }
+    aik_wordnet_close(wn);
+    aik_textmatch_free(tm);
 }
 END_TEST
 
@@ -1024,7 +1086,8 @@ START_TEST(test_wordnet)
     memset(&s, 0, sizeof(s));
     ck_assert_int_eq(aik_wordnet_expand(wn, "happy", collect, &s), 0);
     ck_assert(weight_of(&s, "happy") == AIK_WORDNET_W_BASE);
-    ck_assert(weight_of(&s, "felicitous") == AIK_WORDNET_W_SYNONYM);
+    ck_assert(weight_of(&s, "felicitous") == AIK_WORDNET_W_SYNONYM * AIK_WORDNET_SENSE_DECAY); /* 2nd sense */
+    ck_assert(weight_of(&s, "joy") == AIK_WORDNET_W_GLOSS); /* "enjoying or showing or marked by joy" */
     memset(&s, 0, sizeof(s));
     ck_assert_int_eq(aik_wordnet_expand(wn, "ran", collect, &s), 0); /* verb.exc */
     ck_assert(weight_of(&s, "run") == AIK_WORDNET_W_BASE);
@@ -1096,6 +1159,53 @@ START_TEST(test_wordnet_corrupt)
 }
 END_TEST
 
+/* The in-memory variant used by the fuzz target, on its seed (a small,
+ * self-consistent excerpt of WordNet 3.0). */
+START_TEST(test_wordnet_buffers)
+{
+    char *path = aik_test_srcpath("tests/fuzz/corpus/wordnet/mini-lexicon.txt"), *data = NULL, *p;
+    const char *sec[7];
+    size_t len, n = 0;
+    aik_wordnet_buffers b;
+    aik_wordnet *wn = NULL;
+    aik_error e;
+    seen s;
+
+    ck_assert_int_eq(aik_read_file(path, 1 << 20, &data, &len), 0);
+    for (p = data; n < 7; n++) {
+        char *sep = strstr(p, "\n%%\n");
+        sec[n] = p;
+        if (!sep) {
+            n++;
+            break;
+        }
+        *sep = '\0';
+        p = sep + 4;
+    }
+    ck_assert_uint_eq(n, 7);
+    memset(&b, 0, sizeof(b));
+    b.index[0] = sec[0], b.index_len[0] = strlen(sec[0]);
+    b.data[0] = sec[1], b.data_len[0] = strlen(sec[1]);
+    b.index[1] = sec[2], b.index_len[1] = strlen(sec[2]);
+    b.data[1] = sec[3], b.data_len[1] = strlen(sec[3]);
+    b.exc[1] = sec[5], b.exc_len[1] = strlen(sec[5]);
+    ck_assert_int_eq(aik_wordnet_from_buffers(&b, &wn, &e), 0);
+    memset(&s, 0, sizeof(s));
+    ck_assert_int_eq(aik_wordnet_expand(wn, "ran", collect, &s), 0);
+    ck_assert(weight_of(&s, "run") == AIK_WORDNET_W_BASE);
+    memset(&s, 0, sizeof(s));
+    ck_assert_int_eq(aik_wordnet_expand(wn, "define", collect, &s), 0);
+    ck_assert(weight_of(&s, "meaning") == AIK_WORDNET_W_GLOSS);
+    ck_assert(weight_of(&s, "specify") == AIK_WORDNET_W_SYNONYM);
+    aik_wordnet_close(wn);
+    /* no index entries at all */
+    b.index_len[0] = 0;
+    ck_assert_int_eq(aik_wordnet_from_buffers(&b, &wn, &e), -EBADMSG);
+    free(data);
+    free(path);
+}
+END_TEST
+
 START_TEST(test_explanation)
 {
     aik_explanation *ex = NULL;
@@ -1156,9 +1266,11 @@ static Suite *capgraph_suite(void)
     tcase_add_test(t, test_stemmer);
     tcase_add_test(t, test_text_lexical);
     tcase_add_test(t, test_text_meaning);
+    tcase_add_test(t, test_text_terse_phrasings);
     tcase_add_test(t, test_text_embedding);
     tcase_add_test(t, test_wordnet);
     tcase_add_test(t, test_wordnet_corrupt);
+    tcase_add_test(t, test_wordnet_buffers);
     suite_add_tcase(s, t);
     return s;
 }

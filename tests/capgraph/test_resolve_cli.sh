@@ -26,7 +26,7 @@ expect() { # name file pattern
 P="--profiles $src/profiles"
 check id 0 "$aikctl" resolve lexicon.define $P
 expect id out "aik-lexicon-define"
-expect id out "plan: 2 module(s), 100.0 MiB"
+expect id out "plan: 2 module(s), 100.0 MiB, backends cpu,vulkan"
 check range 0 "$aikctl" resolve "lexicon.example@^1.0" $P --explain
 expect range out "chosen    aik-lexicon-example@1.0.0: provides lexicon.example 1.0.0 for the intent (^1.0)"
 check text 0 "$aikctl" resolve what does ephemeral mean $P --no-wordnet

@@ -210,6 +210,21 @@ START_TEST(test_scalar_is_ref)
 }
 END_TEST
 
+/* The register tile the threaded split aligns to, per ISA level. */
+START_TEST(test_tile_shape)
+{
+    static const int64_t want[3][2] = {{1, 1}, {6, 16}, {12, 32}};
+    if ((int)aik_cpu_detect() < _i)
+        return;
+    aik_cpu_set_isa((aik_cpu_isa)_i);
+    int64_t mr = 0, nr = 0;
+    aik_gemm_f32_tile(&mr, &nr);
+    aik_cpu_set_isa(aik_cpu_detect());
+    ck_assert_int_eq(mr, want[_i][0]);
+    ck_assert_int_eq(nr, want[_i][1]);
+}
+END_TEST
+
 /* Rows and blocks computed separately, at unaligned boundaries, must equal
  * one whole call bit for bit (per ISA level). */
 START_TEST(test_split_bitwise)
@@ -393,6 +408,7 @@ static Suite *gemm_suite(void)
     tcase_add_test(tc, test_ref_vs_double);
     tcase_add_loop_test(tc, test_dispatch_vs_double, AIK_CPU_SCALAR, AIK_CPU_AVX512 + 1);
     tcase_add_test(tc, test_scalar_is_ref);
+    tcase_add_loop_test(tc, test_tile_shape, AIK_CPU_SCALAR, AIK_CPU_AVX512 + 1);
     tcase_add_loop_test(tc, test_split_bitwise, AIK_CPU_SCALAR, AIK_CPU_AVX512 + 1);
     tcase_add_test(tc, test_threaded_bitwise);
     tcase_add_test(tc, test_trainer_uses);

@@ -267,11 +267,16 @@ START_TEST(test_roundtrip_spm_neox_pruned)
 
     ck_assert_int_eq(aik_gguf_open(P("a.gguf"), &g, &e), 0);
     ck_assert_int_eq(aik_gguf_get_str(g, "general.architecture", &s, &len, &e), 0);
-    ck_assert(len == 5 && memcmp(s, "llama", 5) == 0);
-    ck_assert_int_eq(aik_gguf_get_u32_per_layer(g, "llama.attention.head_count", 2, per, &e), 0);
+    ck_assert(len == 4 && memcmp(s, "deci", 4) == 0); /* llama.cpp's per-layer llama */
+    ck_assert_int_eq(aik_gguf_get_u32_per_layer(g, "deci.attention.head_count", 2, per, &e), 0);
     ck_assert(per[0] == 4 && per[1] == 2);
-    ck_assert_int_eq(aik_gguf_kv_type(g, (uint32_t)aik_gguf_find_kv(g, "llama.attention.head_count")), AIK_GGUF_ARRAY);
-    ck_assert_int_eq(aik_gguf_get_u32_per_layer(g, "llama.feed_forward_length", 2, per, &e), 0);
+    {
+        /* int32 arrays: llama.cpp refuses uint32 ones */
+        aik_gguf_type et;
+        ck_assert_int_ge(aik_gguf_get_arr(g, "deci.attention.head_count", &et, NULL, &e), 0);
+        ck_assert_int_eq(et, AIK_GGUF_INT32);
+    }
+    ck_assert_int_eq(aik_gguf_get_u32_per_layer(g, "deci.feed_forward_length", 2, per, &e), 0);
     ck_assert(per[0] == 96 && per[1] == 64);
     ck_assert_int_eq(aik_gguf_get_bool(g, "aikernel.qk_permuted_from_neox", &b, &e), 0);
     ck_assert(b);
@@ -344,6 +349,19 @@ END_TEST
 START_TEST(test_export_refusals)
 {
     aik_error e;
+
+    /* pruned layers with q/k/v biases: no llama.cpp graph has that shape */
+    {
+        const aik_slm_layer pruned[2] = { { 4, 2, 64, 0 }, { 2, 2, 64, 0 } };
+        size_t tl;
+        uint8_t *tok = spm_blob(&tl);
+        struct stat st;
+        make_slm(P("pb.slm"), AIK_SLM_FLAG_QKV_BIAS | AIK_SLM_FLAG_ROPE_NEOX, pruned, 2, 10, tok, tl, false);
+        ck_assert_int_eq(aik_export_gguf(P("pb.slm"), P("pb.gguf"), NULL, &e), -ENOTSUP);
+        ck_assert_str_eq(e.where, "header.flags");
+        ck_assert_int_ne(stat(P("pb.gguf"), &st), 0);
+        free(tok);
+    }
 
     ck_assert_int_eq(aik_export_gguf(P("missing.slm"), P("x.gguf"), NULL, &e), -ENOENT);
     ck_assert_int_eq(aik_export_gguf(NULL, P("x.gguf"), NULL, &e), -EINVAL);
@@ -758,6 +776,99 @@ START_TEST(test_import_hf_sharded)
 }
 END_TEST
 
+/* Llama-2 style: SentencePiece BPE in tokenizer.json, one unsharded file,
+ * untied lm_head, f32 */
+START_TEST(test_import_hf_spm)
+{
+    aik_error e;
+    aik_slm *pkg = NULL;
+    aik_tokenizer *tok = NULL;
+    uint8_t *d;
+    size_t l;
+    char name[16][96];
+    stt ts[16];
+    size_t n = 0;
+    FILE *f;
+    int32_t ids[8];
+    size_t nid;
+
+    mkdir(P("hs"), 0755);
+    write_text(P("hs/config.json"),
+               "{\"architectures\":[\"LlamaForCausalLM\"],\"hidden_size\":64,\"num_hidden_layers\":1,"
+               "\"num_attention_heads\":4,\"intermediate_size\":32,\"vocab_size\":264,"
+               "\"rms_norm_eps\":1e-05,\"tie_word_embeddings\":false,\"bos_token_id\":1,\"eos_token_id\":2}");
+    f = fopen(P("hs/tokenizer.json"), "wb");
+    fputs("{\"added_tokens\":[{\"id\":0,\"content\":\"<unk>\",\"special\":true},"
+          "{\"id\":1,\"content\":\"<s>\",\"special\":true},{\"id\":2,\"content\":\"</s>\",\"special\":true}],"
+          "\"normalizer\":{\"type\":\"Sequence\",\"normalizers\":[{\"type\":\"Prepend\",\"prepend\":\"\u2581\"},"
+          "{\"type\":\"Replace\",\"pattern\":{\"String\":\" \"},\"content\":\"\u2581\"}]},"
+          "\"pre_tokenizer\":null,\"model\":{\"type\":\"BPE\",\"byte_fallback\":true,\"unk_token\":\"<unk>\","
+          "\"vocab\":{\"<unk>\":0,\"<s>\":1,\"</s>\":2", f);
+    for (int b = 0; b < 256; b++)
+        fprintf(f, ",\"<0x%02X>\":%d", b, 3 + b);
+    fputs(",\"\u2581\":259,\"a\":260,\"b\":261,\"\u2581a\":262,\"ab\":263},"
+          "\"merges\":[\"\u2581 a\",\"a b\"]}}", f);
+    fclose(f);
+    ts[n++] = (stt){ "model.embed_tokens.weight", 264, 64, "F32", 4 };
+    ts[n++] = (stt){ "lm_head.weight", 264, 64, "F32", 4 };
+    ts[n++] = (stt){ "model.norm.weight", 64, 0, "F32", 4 };
+    {
+        int k = 0;
+#define ADD(suf, a, b)                                                          \
+    do {                                                                       \
+        snprintf(name[k], sizeof(name[k]), "model.layers.0.%s", suf);          \
+        ts[n++] = (stt){ name[k], a, b, "F32", 4 };                            \
+        k++;                                                                   \
+    } while (0)
+        ADD("input_layernorm.weight", 64, 0);
+        ADD("self_attn.q_proj.weight", 64, 64);
+        ADD("self_attn.k_proj.weight", 64, 64);
+        ADD("self_attn.v_proj.weight", 64, 64);
+        ADD("self_attn.o_proj.weight", 64, 64);
+        ADD("post_attention_layernorm.weight", 64, 0);
+        ADD("mlp.gate_proj.weight", 32, 64);
+        ADD("mlp.up_proj.weight", 32, 64);
+        ADD("mlp.down_proj.weight", 64, 32);
+#undef ADD
+    }
+    write_st(P("hs/model.safetensors"), ts, n, &d, &l);
+
+    ck_assert_msg(aik_import_hf(P("hs"), P("hs.slm"), NULL, &e) == 0, "%s: %s", e.where, e.message);
+    ck_assert_int_eq(aik_slm_open(P("hs.slm"), AIK_SLM_VERIFY_CHECKSUMS, &pkg, &e), 0);
+    ck_assert_uint_eq(pkg->hdr.flags, AIK_SLM_FLAG_ROPE_NEOX); /* untied, no bias */
+    ck_assert_ptr_nonnull(aik_slm_find(pkg, "output.weight"));
+    ck_assert(memcmp(aik_slm_find(pkg, "output.weight")->data, d + 264 * 64 * 4, 264 * 64 * 4) == 0);
+    ck_assert_int_eq(aik_tokenizer_load(pkg->tokenizer, pkg->hdr.tokenizer_size, &tok, &e), 0);
+    ck_assert_int_eq(aik_tokenizer_kind(tok), AIK_TOKENIZER_SPM_BPE);
+    ck_assert_int_eq(aik_tokenizer_bos_id(tok), 1);
+    ck_assert(aik_tokenizer_add_bos(tok));
+    ck_assert_int_eq(aik_tokenizer_token_type(tok, 3 + 10), AIK_TOKEN_BYTE);
+    ck_assert_int_eq(aik_tokenizer_token_type(tok, 2), AIK_TOKEN_CONTROL);
+    /* "a b": ▁a (merge rank 0) then ▁ b; "\n" falls back to <0x0A> */
+    ck_assert_int_eq(aik_tokenizer_encode(tok, "a\n", 2, AIK_TOKENIZE_ADD_SPECIAL, ids, 8, &nid), 0);
+    ck_assert_uint_eq(nid, 3);
+    ck_assert_int_eq(ids[0], 1);
+    ck_assert_int_eq(ids[1], 262);
+    ck_assert_int_eq(ids[2], 3 + 0x0a);
+    aik_tokenizer_free(tok);
+    aik_slm_close(pkg);
+
+    /* and it exports as llama (Q/K permuted) and re-imports exactly */
+    ck_assert_int_eq(aik_export_gguf(P("hs.slm"), P("hs.gguf"), NULL, &e), 0);
+    ck_assert_int_eq(aik_import_gguf(P("hs.gguf"), P("hs2.slm"), NULL, &e), 0);
+    assert_same_package(P("hs.slm"), P("hs2.slm"));
+
+    /* an unsupported dtype is named */
+    ts[0].dtype = "F64";
+    ts[0].esz = 8;
+    free(d);
+    write_st(P("hs/model.safetensors"), ts, n, &d, &l);
+    ck_assert_int_eq(aik_import_hf(P("hs"), P("x.slm"), NULL, &e), -ENOTSUP);
+    ck_assert_str_eq(e.where, "model.embed_tokens.weight");
+    free(d);
+}
+END_TEST
+
 START_TEST(test_profile_skeleton)
 {
     const aik_slm_layer layers[1] = { { 4, 4, 64, 0 } };
@@ -827,6 +938,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_import_gguf_conversions);
     tcase_add_test(tc, test_import_gguf_refusals);
     tcase_add_test(tc, test_import_hf_sharded);
+    tcase_add_test(tc, test_import_hf_spm);
     tcase_add_test(tc, test_profile_skeleton);
     tcase_add_test(tc, test_aikctl_cli);
     suite_add_tcase(s, tc);

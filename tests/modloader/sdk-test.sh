@@ -15,8 +15,9 @@ trap 'rm -rf "$tmp"' EXIT INT TERM
 
 fail() { echo "sdk-test: FAIL: $*" >&2; exit 1; }
 
-# 1. Install the current build (headers + aik-module.pc) into a staging root.
-meson install -C "$build" --destdir "$tmp/root" --no-rebuild --quiet >"$tmp/install.log" 2>&1 ||
+# 1. Install the current build's development files (headers, .pc files:
+#    install tag "devel") into a staging root.
+meson install -C "$build" --destdir "$tmp/root" --no-rebuild --quiet --tags devel >"$tmp/install.log" 2>&1 ||
     { cat "$tmp/install.log" >&2; fail "meson install"; }
 pcfile=$(find "$tmp/root" -name aik-module.pc | head -n 1)
 [ -n "$pcfile" ] || fail "aik-module.pc not installed"
@@ -60,7 +61,44 @@ grep -q "loaded descriptor" "$tmp/load.out" || fail "modinfo --load: no descript
 grep -q "ops_size: *16" "$tmp/load.out" || fail "modinfo --load: ops_size"
 [ "$(cat "$tmp/trust/versions/hello")" = "1.0.0" ] || fail "highest version not recorded"
 
-# 5. Refusals: one flipped byte in the code, an unknown signer, no signature.
+# 5. An execution profile: verified bytes, decoded by capgraph, checked
+#    against this host (the memory need of the second one cannot be met).
+mkdir "$tmp/prof"
+cp "$tmp/hello-build/hello.so" "$tmp/prof/"
+write_profile() {
+    cat >"$tmp/prof/profile.yaml" <<EOF
+schema: 1
+module:
+  name: hello
+  version: 1.0.0
+  kind: capability
+  description: Greets.
+  base: text.complete
+capabilities:
+  - id: greeting.hello
+    version: 1.0.0
+    description: Say hello.
+    intents:
+      - say hello to {name}
+requires:
+  - capability: text.complete
+    version: ^1.0
+execution:
+  memory: $1
+  backends: [cpu]
+EOF
+}
+write_profile "1 MiB"
+"$aikctl" sign "$tmp/prof" --key "$tmp/pub.key" >/dev/null || fail "sign with profile"
+"$aikctl" verify "$tmp/prof" --trust "$tmp/trust" >"$tmp/prof.out" || { cat "$tmp/prof.out"; fail "verify with profile"; }
+grep -q "^PASS profile.host" "$tmp/prof.out" || { cat "$tmp/prof.out"; fail "no PASS profile.host"; }
+write_profile "64 TiB"
+"$aikctl" sign "$tmp/prof" --key "$tmp/pub.key" >/dev/null || fail "re-sign with profile"
+if "$aikctl" verify "$tmp/prof" --trust "$tmp/trust" >"$tmp/prof2.out"; then fail "impossible profile verified"; fi
+grep -q "^FAIL profile.host .*execution.memory" "$tmp/prof2.out" || { cat "$tmp/prof2.out"; fail "profile: wrong reason"; }
+if "$aikctl" modinfo "$tmp/prof" --load --trust "$tmp/trust" --no-record 2>/dev/null; then fail "impossible profile loaded"; fi
+
+# 6. Refusals: one flipped byte in the code, an unknown signer, no signature.
 cp -r "$tmp/mod" "$tmp/bad"
 printf '\001' | dd of="$tmp/bad/hello.so" bs=1 seek=4000 conv=notrunc status=none
 if "$aikctl" verify "$tmp/bad" --trust "$tmp/trust" >"$tmp/bad.out"; then fail "tampered module verified"; fi

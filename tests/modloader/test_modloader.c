@@ -84,27 +84,59 @@ static void reload_trust(void)
     ck_assert_msg(aik_trust_open(g_trust_dir, &g_trust, &err) == 0, "%s: %s", err.where, err.message);
 }
 
+/* Built once in main() (key files, revocation list, a .slm package) and
+ * copied per test: the library writes them with fsync, which would
+ * otherwise dominate the suite's run time. */
+static char *g_template;
+
+static int build_template(void)
+{
+    static const struct {
+        aik_signing_key **key;
+        const char *role, *name;
+    } keys[] = {
+        { &k_root, "root", "root" },
+        { &k_pub, "publisher", "publisher" },
+        { &k_evo, "evolution", "evolution" },
+        { &k_revoked, "publisher", "revoked" },
+    };
+    uint8_t pub[32], id[32];
+    char hex[AIK_SHA256_HEX_LEN], path[512], priv[512], text[128];
+    aik_error err;
+
+    g_template = aik_test_tmpdir();
+    if (!g_template)
+        return -1;
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        snprintf(path, sizeof(path), "mkdir -p '%s/trust/keys/%s'", g_template, keys[i].role);
+        if (system(path) != 0)
+            return -1;
+        snprintf(path, sizeof(path), "%s/trust/keys/%s/%s.pub", g_template, keys[i].role, keys[i].name);
+        snprintf(priv, sizeof(priv), "%s/%s.key", g_template, keys[i].name);
+        if (aik_signing_key_save(*keys[i].key, priv, path, &err) < 0)
+            return -1;
+    }
+    if (aik_signing_key_public(k_revoked, pub) < 0 || aik_key_id(pub, id) < 0)
+        return -1;
+    aik_sha256_hex(id, hex);
+    snprintf(text, sizeof(text), "# revoked keys\n\n%s\n", hex);
+    snprintf(path, sizeof(path), "%s/trust/revoked", g_template);
+    if (put_file(path, text, strlen(text), 0644) < 0)
+        return -1;
+    snprintf(path, sizeof(path), "%s/model.slm", g_template);
+    return testpkg_write(path, &err) < 0 ? -1 : 0;
+}
+
 static void setup(void)
 {
-    uint8_t pub[32], id[32];
-    char hex[AIK_SHA256_HEX_LEN], *rev, *text;
+    char *cmd;
 
     g_tmp = aik_test_tmpdir();
     ck_assert_ptr_nonnull(g_tmp);
     g_trust_dir = path_in(g_tmp, "trust");
-    ck_assert_int_eq(mkdir(g_trust_dir, 0755), 0);
-    save_pub(k_root, "root", "root");
-    save_pub(k_pub, "publisher", "publisher");
-    save_pub(k_evo, "evolution", "evolution");
-    save_pub(k_revoked, "publisher", "revoked");
-    ck_assert_int_eq(aik_signing_key_public(k_revoked, pub), 0);
-    ck_assert_int_eq(aik_key_id(pub, id), 0);
-    aik_sha256_hex(id, hex);
-    rev = path_in(g_trust_dir, "revoked");
-    ck_assert_int_ge(asprintf(&text, "# revoked keys\n\n%s\n", hex), 0);
-    ck_assert_int_eq(put_file(rev, text, strlen(text), 0644), 0);
-    free(text);
-    free(rev);
+    ck_assert_int_ge(asprintf(&cmd, "cp -a '%s/trust' '%s'", g_template, g_trust_dir), 0);
+    ck_assert_int_eq(system(cmd), 0);
+    free(cmd);
     reload_trust();
 }
 
@@ -125,7 +157,7 @@ static void copy_file(const char *from, const char *to)
     size_t len;
 
     ck_assert_int_eq(aik_read_file(from, 64u << 20, &data, &len), 0);
-    unlink(to);
+    unlink(to); /* a new inode, like a real copy */
     ck_assert_int_eq(put_file(to, data, len, 0644), 0);
     free(data);
 }
@@ -202,15 +234,16 @@ static void write_manifest(const char *dir, const modspec *s, uint8_t ret_digest
 static char *make_module(const char *name, const modspec *s, uint8_t ret_digest[32])
 {
     char *dir = path_in(g_tmp, name), *p;
-    aik_error err;
 
     ck_assert_int_eq(mkdir(dir, 0755), 0);
     p = path_in(dir, "mod.so");
     copy_file(g_mod[s->so], p);
     free(p);
     if (!s->no_payload) {
+        char *src = path_in(g_template, "model.slm");
         p = path_in(dir, "model.slm");
-        ck_assert_msg(testpkg_write(p, &err) == 0, "%s", err.message);
+        copy_file(src, p);
+        free(src);
         free(p);
     }
     if (!s->no_profile) {
@@ -691,6 +724,42 @@ START_TEST(test_lineage_good)
 }
 END_TEST
 
+START_TEST(test_lineage_diamond)
+{
+    /* A (root) <- B1, B2 (evolution) <- C (evolution, two parents): the
+     * shared ancestor is verified once; a tampered B2 still fails C. */
+    modspec sa = { .so = MOD_GOOD, .key = k_root, .version = "1.0.0", .no_payload = true, .no_profile = true };
+    modspec sb1 = { .so = MOD_GOOD, .key = k_evo, .version = "1.1.0", .n_parents = 1, .no_payload = true, .no_profile = true };
+    modspec sb2 = { .so = MOD_OLD, .key = k_evo, .version = "1.1.0", .n_parents = 1, .no_payload = true, .no_profile = true };
+    modspec sc = { .so = MOD_GOOD, .key = k_evo, .n_parents = 2 };
+    uint8_t da[32], db1[32], db2[32];
+    char hex[AIK_SHA256_HEX_LEN], *f, *a = make_module("A", &sa, NULL), *b1, *b2, *c;
+    aik_error err;
+
+    store_manifest(a, da);
+    memcpy(sb1.parents[0], da, 32);
+    memcpy(sb2.parents[0], da, 32);
+    b1 = make_module("B1", &sb1, NULL);
+    b2 = make_module("B2", &sb2, NULL);
+    store_manifest(b1, db1);
+    store_manifest(b2, db2);
+    ck_assert_int_ne(memcmp(db1, db2, 32), 0);
+    memcpy(sc.parents[0], db1, 32);
+    memcpy(sc.parents[1], db2, 32);
+    c = make_module("C", &sc, NULL);
+    ck_assert_msg(load(c, AIK_LOAD_NO_RECORD, NULL, &err) == 0, "%s: %s", err.where, err.message);
+    aik_sha256_hex(db2, hex);
+    ck_assert_int_ge(asprintf(&f, "%s.sig", hex), 0);
+    flip_byte(aik_trust_manifest_dir(g_trust), f, 3);
+    assert_refused(c, AIK_LOAD_NO_RECORD, -EBADMSG, "lineage");
+    free(f);
+    free(a);
+    free(b1);
+    free(b2);
+    free(c);
+}
+END_TEST
+
 START_TEST(test_lineage_missing_parent)
 {
     modspec s = { .so = MOD_GOOD, .key = k_evo, .n_parents = 1 };
@@ -913,6 +982,27 @@ START_TEST(test_keep_going_reports_every_failure)
     ck_assert_int_eq(seen.results[5], -EBADMSG);
     ck_assert_str_eq(seen.names[6], "profile.sha256");
     ck_assert_int_eq(seen.results[6], 0);
+    free(dir);
+}
+END_TEST
+
+START_TEST(test_signed_payload_bad_structure)
+{
+    /* The digest matches (it was signed that way) but the .slm structure is
+     * invalid: aik_slm_open_fd refuses it at activation, naming the file. */
+    modspec s = { .so = MOD_GOOD, .key = k_pub };
+    char *dir = make_module("badslm", &s, NULL), *p = path_in(dir, "model.slm");
+    char junk[1000];
+    aik_error err;
+    int r;
+
+    memset(junk, 0x5a, sizeof(junk));
+    ck_assert_int_eq(put_file(p, junk, sizeof(junk), 0644), 0);
+    write_manifest(dir, &s, NULL);
+    r = load(dir, 0, NULL, &err);
+    ck_assert_int_lt(r, 0);
+    ck_assert_msg(strstr(err.where, "model.slm") != NULL, "%s: %s", err.where, err.message);
+    free(p);
     free(dir);
 }
 END_TEST
@@ -1330,6 +1420,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_rollback);
     tcase_add_test(tc, test_corrupt_version_record);
     tcase_add_test(tc, test_lineage_good);
+    tcase_add_test(tc, test_lineage_diamond);
     tcase_add_test(tc, test_lineage_missing_parent);
     tcase_add_test(tc, test_lineage_tampered_parent);
     tcase_add_test(tc, test_lineage_parent_signed_by_evolution);
@@ -1337,6 +1428,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_lineage_cycle_and_depth);
     tcase_add_loop_test(tc, test_bad_elf, 0, sizeof(bad_elf) / sizeof(bad_elf[0]));
     tcase_add_test(tc, test_descriptor_mismatch);
+    tcase_add_test(tc, test_signed_payload_bad_structure);
     tcase_add_test(tc, test_resigned_phdr_tamper);
     tcase_add_test(tc, test_keep_going_reports_every_failure);
     tcase_add_test(tc, test_swap_after_verify);
@@ -1370,9 +1462,13 @@ int main(int argc, char **argv)
         g_mod[i] = argv[i + 1];
     if (aik_signing_key_generate(&k_root) < 0 || aik_signing_key_generate(&k_pub) < 0 ||
         aik_signing_key_generate(&k_evo) < 0 || aik_signing_key_generate(&k_revoked) < 0 ||
-        aik_signing_key_generate(&k_other) < 0)
+        aik_signing_key_generate(&k_other) < 0 || build_template() < 0) {
+        fprintf(stderr, "test_modloader: cannot build the key/package template\n");
         return 1;
+    }
     r = aik_test_run(suite());
+    aik_test_rmtree(g_template);
+    free(g_template);
     aik_signing_key_free(k_root);
     aik_signing_key_free(k_pub);
     aik_signing_key_free(k_evo);

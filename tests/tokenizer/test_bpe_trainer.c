@@ -220,6 +220,60 @@ START_TEST(test_specials_and_options)
         ck_assert_str_eq(err.where, "special_tokens[0]");
     }
     aik_bpe_trainer_free(NULL);
+
+    /* a special that is also a byte token would shadow it */
+    {
+        static const char *const clash[] = { "a" };
+        o.special_tokens = clash;
+        o.n_special = 1;
+        o.add_bos = false;
+        ck_assert_int_eq(aik_bpe_train(&o, "abc abc", 7, &blob, &len, &err), -EINVAL);
+        ck_assert_str_eq(err.where, "special_tokens[0]");
+    }
+    /* no specials at all: no BOS/EOS */
+    {
+        static const char *const none[] = { NULL };
+        o.special_tokens = none;
+        o.n_special = 0;
+        ck_assert_int_eq(aik_bpe_train(&o, "abc abc", 7, &blob, &len, &err), 0);
+        t = load(blob, len);
+        ck_assert_int_eq(aik_tokenizer_bos_id(t), -1);
+        ck_assert_int_eq(aik_tokenizer_eos_id(t), -1);
+        aik_tokenizer_free(t);
+        free(blob);
+        o.add_bos = true;
+        ck_assert_int_eq(aik_bpe_train(&o, "abc abc", 7, &blob, &len, &err), -EINVAL);
+        ck_assert_str_eq(err.where, "add_bos");
+    }
+}
+END_TEST
+
+START_TEST(test_many_separators)
+{
+    /* 100k documents joined by <|endoftext|>, plus a second special that
+     * never occurs: must stay linear (one search per special per hit). */
+    static const char *const specials[] = { "<|endoftext|>", "<|never|>" };
+    static const char doc[] = "the model<|endoftext|>";
+    size_t n = 100000, dl = sizeof(doc) - 1, len, n_ids;
+    char *text = malloc(n * dl);
+    aik_bpe_trainer_opts o = { .vocab_size = 300, .special_tokens = specials, .n_special = 2 };
+    uint8_t *blob;
+    aik_tokenizer *t;
+    int32_t *ids;
+
+    ck_assert_ptr_nonnull(text);
+    for (size_t i = 0; i < n; i++)
+        memcpy(text + i * dl, doc, dl);
+    ck_assert_int_eq(aik_bpe_train(&o, text, n * dl, &blob, &len, NULL), 0);
+    t = load(blob, len);
+    /* "the" and " model" were learned whole; specials never */
+    ck_assert_int_eq(aik_tokenizer_encode_alloc(t, doc, dl, AIK_TOKENIZE_PARSE_SPECIAL, &ids, &n_ids), 0);
+    ck_assert_uint_eq(n_ids, 3);
+    ck_assert_int_eq(ids[2], aik_tokenizer_find(t, "<|endoftext|>", 13));
+    free(ids);
+    aik_tokenizer_free(t);
+    free(blob);
+    free(text);
 }
 END_TEST
 
@@ -327,6 +381,7 @@ int main(int argc, char **argv)
         tcase_add_test(tc, test_deterministic_and_compresses);
         tcase_add_test(tc, test_specials_and_options);
         tcase_add_test(tc, test_invalid_utf8_training);
+        tcase_add_test(tc, test_many_separators);
     }
     suite_add_tcase(s, tc);
     return aik_test_run(s);

@@ -341,7 +341,7 @@ START_TEST(test_bb_roundtrip_random)
 {
     aik_tokenizer *t = bb_load();
     char text[300];
-    for (int it = 0; it < 2000; it++) {
+    for (int it = 0; it < 1000; it++) {
         size_t n = random_text(text, sizeof(text));
         expect_roundtrip(t, text, n);
     }
@@ -360,10 +360,10 @@ END_TEST
 
 START_TEST(test_bb_long_input)
 {
-    /* 1 MiB of one letter is a single pre-token: the heap-based merge must
-     * handle it quickly (an O(n^2) rescan would take minutes). */
+    /* 256 KiB of one letter is a single pre-token: the heap-based merge
+     * handles it in milliseconds (an O(n^2) rescan would take minutes). */
     aik_tokenizer *t = bb_load();
-    size_t n = 1u << 20;
+    size_t n = 1u << 18;
     char *text = malloc(n);
     int32_t *ids = NULL;
     size_t n_ids = 0;
@@ -412,6 +412,43 @@ START_TEST(test_bb_default_types)
     ck_assert_int_eq(aik_tokenizer_token_type(t, 265), AIK_TOKEN_CONTROL);
     ck_assert_int_eq(aik_tokenizer_token_type(t, 266), AIK_TOKEN_NORMAL);
     EXPECT(t, "hello<|endoftext|>", AIK_TOKENIZE_PARSE_SPECIAL, 259, 265);
+    aik_tokenizer_free(t);
+}
+END_TEST
+
+START_TEST(test_bb_pretokenizer_splits)
+{
+    /* Merges that would span pre-token boundaries must not fire. Vocab:
+     * bytes, then 256 "ĠĠ" 257 "'s" 258 "st" 259 "23" 260 "12" 261 "ĊĊ";
+     * "2 3" is ranked before "1 2". */
+    static const char *const merges[] = { "\xc4\xa0 \xc4\xa0", "' s", "s t", "2 3", "1 2", "\xc4\x8a \xc4\x8a" };
+    static const char *const extra[] = { "\xc4\xa0\xc4\xa0", "'s", "st", "23", "12", "\xc4\x8a\xc4\x8a" };
+    const char *toks[262];
+    aik_tokenizer_spec s;
+    aik_tokenizer *t;
+
+    bb_spec(&s); /* fills bb_tokens[0..255] */
+    memcpy(toks, bb_tokens, 256 * sizeof(char *));
+    for (int i = 0; i < 6; i++)
+        toks[256 + i] = extra[i];
+    memset(&s, 0, sizeof(s));
+    s.kind = AIK_TOKENIZER_BYTE_BPE;
+    s.n_vocab = 262;
+    s.tokens = toks;
+    s.n_merges = 6;
+    s.merges = merges;
+    s.bos_id = s.eos_id = s.unk_id = s.pad_id = -1;
+    t = load_spec(&s);
+    /* \s+(?!\S) leaves the last space to the next word: "a" "  " " b" */
+    EXPECT(t, "a   b", 0, 'a', 256, ' ', 'b');
+    /* contractions are words of their own */
+    EXPECT(t, "it's", 0, 'i', 't', 257);
+    EXPECT(t, "x'st", 0, 'x', 257, 't');
+    /* one number word; rank beats position: (2,3) before (1,2) */
+    EXPECT(t, "123", 0, '1', 259);
+    /* trailing newlines are one word; before text they split */
+    EXPECT(t, "a\n\n", 0, 'a', 261);
+    EXPECT(t, "\n\nx", 0, '\n', '\n', 'x');
     aik_tokenizer_free(t);
 }
 END_TEST
@@ -476,11 +513,34 @@ START_TEST(test_sp_roundtrip_random)
 {
     aik_tokenizer *t = sp_load();
     char text[300];
-    for (int it = 0; it < 2000; it++) {
+    for (int it = 0; it < 1000; it++) {
         size_t n = random_text(text, sizeof(text));
         expect_roundtrip(t, text, n);
     }
     expect_roundtrip(t, " leading and trailing  ", 23);
+    aik_tokenizer_free(t);
+}
+END_TEST
+
+START_TEST(test_sp_tie_by_position)
+{
+    /* equal scores: the leftmost pair merges first (llama.cpp's queue order) */
+    static const char *const toks[] = { "<unk>", "\xe2\x96\x81", "a", "b", "c", "ab", "bc" };
+    float sc[] = { 0, -5, -5, -5, -5, -1, -1 };
+    aik_tokenizer_spec s = { .kind = AIK_TOKENIZER_SPM_BPE, .n_vocab = 7, .tokens = toks, .scores = sc,
+                             .unk_id = 0, .bos_id = -1, .eos_id = -1, .pad_id = -1, .add_space_prefix = true };
+    aik_tokenizer *t = load_spec(&s);
+    EXPECT(t, "abc", 0, 1, 5, 4);
+    aik_tokenizer_free(t);
+    sc[6] = -0.5f; /* now "bc" scores higher */
+    t = load_spec(&s);
+    EXPECT(t, "abc", 0, 1, 2, 6);
+    aik_tokenizer_free(t);
+    /* without add_space_prefix there is no leading ▁ */
+    s.add_space_prefix = false;
+    t = load_spec(&s);
+    EXPECT(t, "abc", 0, 2, 6);
+    EXPECT(t, "a bc", 0, 2, 1, 6);
     aik_tokenizer_free(t);
 }
 END_TEST
@@ -812,9 +872,11 @@ static Suite *suite(void)
     tcase_add_test(tc, test_bb_long_input);
     tcase_add_test(tc, test_bb_custom_regex_ignore_merges);
     tcase_add_test(tc, test_bb_default_types);
+    tcase_add_test(tc, test_bb_pretokenizer_splits);
     tcase_add_test(tc, test_sp_merges_by_score);
     tcase_add_test(tc, test_sp_special_and_decode);
     tcase_add_test(tc, test_sp_roundtrip_random);
+    tcase_add_test(tc, test_sp_tie_by_position);
     tcase_add_test(tc, test_sp_no_byte_tokens);
     tcase_add_test(tc, test_blob_export_roundtrip);
     tcase_add_test(tc, test_blob_truncation);

@@ -25,6 +25,8 @@ int aikctl_cmd_generate(int argc, char **argv);
 int aikctl_cmd_bench(int argc, char **argv);
 int aikctl_cmd_perplexity(int argc, char **argv);
 int aikctl_cmd_train(int argc, char **argv);
+int aikctl_cmd_run(int argc, char **argv);
+int aikctl_cmd_init(int argc, char **argv);
 int aikctl_cmd_resolve(int argc, char **argv);
 int aikctl_cmd_tokenize(int argc, char **argv);
 int aikctl_cmd_import(int argc, char **argv);

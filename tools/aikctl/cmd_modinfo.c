@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "capgraph/profile.h"
 #include "common/atomic_file.h"
 #include "common/digest.h"
 #include "common/error.h"
@@ -167,11 +168,21 @@ int aikctl_cmd_modinfo(int argc, char **argv)
         o.trust = trust;
         r = aik_module_open(target, &o, &mod, &err);
         if (r == 0 && aik_module_profile(mod, NULL)) {
-            /* Decoding profiles is capgraph's job; this command does not
-             * pretend to have checked one. */
-            aik_fail(&err, -EOPNOTSUPP, "profile",
-                     "module has an execution profile; load it through the runtime, which decodes and checks it");
-            r = -EOPNOTSUPP;
+            /* Verified profile bytes -> capgraph's decoder -> host check. */
+            size_t plen;
+            const char *ptext = aik_module_profile(mod, &plen);
+            aik_profile *prof = NULL;
+            aik_host_info host;
+
+            r = aik_profile_parse(aik_module_manifest(mod)->profile.file, ptext, plen, &prof, &err);
+            if (r == 0) {
+                r = aik_host_info_probe(&host);
+                if (r < 0)
+                    aik_fail(&err, r, "host", "cannot probe this host: %s", strerror(-r));
+                else
+                    r = aik_module_check_profile(mod, &prof->exec, &host, &err);
+            }
+            aik_profile_free(prof);
         }
         if (r == 0)
             r = aik_module_activate(mod, &err);

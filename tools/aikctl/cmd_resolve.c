@@ -99,6 +99,7 @@ static int print_json(const char *intent, const aik_plan *plan, const aik_explan
     if (plan) {
         json_t *mods = json_array();
         json_object_set_new(o, "capability", json_string(plan->capability));
+        json_object_set_new(o, "free_text", json_boolean(plan->free_text));
         json_object_set_new(o, "score", json_real(plan->match_score));
         json_object_set_new(o, "memory_bytes", json_integer((json_int_t)plan->memory_bytes));
         json_object_set_new(o, "backends", backends_json(plan->backends));
@@ -238,11 +239,19 @@ int aikctl_cmd_resolve(int argc, char **argv)
     } else {
         char mem[64], v[96];
         printf("capability: %s", plan->capability);
-        if (plan->match_score < 1.0)
+        if (plan->free_text)
             printf(" (free-text match, score %.2f)", plan->match_score);
-        printf("\nplan: %zu module(s), %.1f MiB, backends %s%s%s\n", plan->n_modules,
-               (double)plan->memory_bytes / (1024.0 * 1024.0), (plan->backends & AIK_BACKEND_BIT_CPU) ? "cpu " : "",
-               (plan->backends & AIK_BACKEND_BIT_VULKAN) ? "vulkan " : "", (plan->backends & AIK_BACKEND_BIT_NPU) ? "npu" : "");
+        char be[32];
+        size_t o = 0;
+        be[0] = '\0';
+        if (plan->backends & AIK_BACKEND_BIT_CPU)
+            o += (size_t)snprintf(be + o, sizeof(be) - o, "%scpu", o ? "," : "");
+        if (plan->backends & AIK_BACKEND_BIT_VULKAN)
+            o += (size_t)snprintf(be + o, sizeof(be) - o, "%svulkan", o ? "," : "");
+        if (plan->backends & AIK_BACKEND_BIT_NPU)
+            snprintf(be + o, sizeof(be) - o, "%snpu", o ? "," : "");
+        printf("\nplan: %zu module(s), %.1f MiB, backends %s\n", plan->n_modules,
+               (double)plan->memory_bytes / (1024.0 * 1024.0), be);
         for (size_t i = 0; i < plan->n_modules; i++) {
             const aik_profile *p = plan->modules[i];
             snprintf(mem, sizeof(mem), "%.1f MiB", (double)p->exec.memory_bytes / (1024.0 * 1024.0));

@@ -18,7 +18,7 @@
 #include "runtime/tokenizer.h"
 #include "tools/aikctl/aikctl.h"
 
-#define MAX_TEXT (64u << 20) /* == AIK_TOKENIZER_MAX_INPUT */
+#define MAX_TEXT AIK_TOKENIZER_MAX_INPUT
 
 static void usage(FILE *f)
 {

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * aikctl verify DIR --trust STORE: run every verification stage of the module
- * loader (manifest, signature, rollback, lineage, digests, ELF inspection)
- * without loading anything, one line per check, and report the time and the
+ * loader (manifest, signature, rollback, lineage, digests, execution profile
+ * against this host, ELF inspection) without loading anything, one line per check, and report the time and the
  * hashing throughput. Exit status 0 only if every check passed.
  */
 #include <errno.h>
@@ -13,6 +13,7 @@
 
 #include <jansson.h>
 
+#include "capgraph/profile.h"
 #include "common/error.h"
 #include "loader/module.h"
 #include "tools/aikctl/aikctl.h"
@@ -120,6 +121,28 @@ int aikctl_cmd_verify(int argc, char **argv)
     if (r == 0) {
         /* The ELF inspection runs on the verified image; nothing is loaded. */
         aik_module_note_desc note;
+        size_t plen;
+        const char *ptext = aik_module_profile(m, &plen);
+        int pr;
+
+        if (ptext) {
+            /* The verified profile bytes, decoded by capgraph, checked
+             * against this host the way activation will check them. */
+            aik_profile *prof = NULL;
+            aik_host_info host;
+
+            pr = aik_profile_parse(aik_module_manifest(m)->profile.file, ptext, plen, &prof, &err);
+            on_check(&rep, "profile.parse", pr, &err);
+            if (pr == 0) {
+                pr = aik_host_info_probe(&host);
+                if (pr < 0)
+                    aik_fail(&err, pr, "host", "cannot probe this host: %s", strerror(-pr));
+                else
+                    pr = aik_module_check_profile(m, &prof->exec, &host, &err);
+                on_check(&rep, "profile.host", pr, &err);
+            }
+            aik_profile_free(prof);
+        }
         r = aik_module_check_elf(m, &note, &err);
         on_check(&rep, "elf", r, &err);
         aik_module_hash_stats(m, &hashed, &hash_ns);

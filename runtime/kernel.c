@@ -1,0 +1,530 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The kernel behind aik/kernel.h: capability graph of the module store,
+ * verified module cache with LRU unloading, and the request path
+ * resolve → load → prompt → generate → post-process.
+ *
+ * Locking: k->lock guards the resident list and the counters; k->graph_lock
+ * guards the capability graph (resolution loads WordNet lazily). A module in
+ * use by a request holds a reference and is never unloaded under it; models
+ * are immutable, so requests share them and each has its own session.
+ */
+#include "aik/kernel.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "aik/capability.h"
+#include "capgraph/capgraph.h"
+#include "common/digest.h"
+#include "common/error.h"
+#include "loader/module.h"
+#include "runtime/generate.h"
+#include "runtime/model.h"
+
+#ifndef AIK_DEFAULT_MODULE_STORE
+#define AIK_DEFAULT_MODULE_STORE "/usr/lib/aik/modules"
+#endif
+#ifndef AIK_DEFAULT_TRUST_STORE
+#define AIK_DEFAULT_TRUST_STORE "/etc/aik/trust"
+#endif
+
+#define KERNEL_MAX_MODULE_DIRS 4096
+#define PROMPT_MAX 4096
+
+typedef struct resident {
+    char key[96];                 /* name@version */
+    aik_module *mod;
+    aik_profile *profile;         /* the verified profile */
+    uint32_t kind;
+    aik_model *model;             /* architecture modules */
+    const aik_capability_ops *cap; /* capability modules */
+    uint64_t bytes;
+    uint32_t refs;
+    uint64_t last_used;
+    char digest[65];
+    struct resident *next;
+} resident;
+
+typedef struct module_dir {
+    char *name;
+    char *dir;
+} module_dir;
+
+struct aik_kernel {
+    pthread_mutex_t lock, graph_lock;
+    aik_capgraph *graph;
+    aik_trust *trust;
+    module_dir *dirs;
+    size_t n_dirs;
+    resident *residents;          /* load order */
+    uint64_t resident_bytes, budget, loads, clock;
+    uint32_t n_threads;
+    bool developer;
+};
+
+static double ms_since(const struct timespec *t0)
+{
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (double)(t1.tv_sec - t0->tv_sec) * 1e3 + (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+static const char *pick(const char *given, const char *env, const char *def)
+{
+    const char *e;
+    if (given)
+        return given;
+    e = getenv(env);
+    return e && *e ? e : def;
+}
+
+static int scan_store(aik_kernel *k, const char *store, aik_error *err)
+{
+    DIR *d = opendir(store);
+    struct dirent *de;
+    int r = 0;
+
+    if (!d)
+        return aik_fail(err, -errno, store, "cannot open the module store");
+    while ((de = readdir(d)) && r == 0) {
+        char *dir = NULL, *prof = NULL;
+        struct stat st;
+        aik_profile *p = NULL;
+        if (de->d_name[0] == '.')
+            continue;
+        if (asprintf(&dir, "%s/%s", store, de->d_name) < 0 || asprintf(&prof, "%s/profile.yaml", dir) < 0) {
+            free(dir);
+            r = aik_fail(err, -ENOMEM, store, "out of memory");
+            break;
+        }
+        if (stat(prof, &st) == 0 && S_ISREG(st.st_mode)) {
+            if (k->n_dirs == KERNEL_MAX_MODULE_DIRS) {
+                r = aik_fail(err, -E2BIG, store, "more than %d modules", KERNEL_MAX_MODULE_DIRS);
+            } else if ((r = aik_profile_load(prof, &p, err)) == 0) {
+                module_dir *nd = realloc(k->dirs, (k->n_dirs + 1) * sizeof(*nd));
+                char *name = strdup(p->name);
+                if (!nd || !name) {
+                    free(name);
+                    if (nd)
+                        k->dirs = nd;
+                    aik_profile_free(p);
+                    r = aik_fail(err, -ENOMEM, store, "out of memory");
+                } else {
+                    k->dirs = nd;
+                    k->dirs[k->n_dirs++] = (module_dir){ name, dir };
+                    dir = NULL;
+                    r = aik_capgraph_add(k->graph, p, err);
+                    if (r < 0)
+                        aik_profile_free(p);
+                }
+            }
+        }
+        free(dir);
+        free(prof);
+    }
+    closedir(d);
+    return r;
+}
+
+AIK_EXPORT int aik_kernel_open(const aik_kernel_config *cfg, aik_kernel **ret, aik_error *err)
+{
+    aik_kernel_config c = { .struct_size = sizeof(c) };
+    aik_kernel *k;
+    int r;
+
+    if (!ret)
+        return aik_fail(err, -EINVAL, "kernel", "missing result pointer");
+    if (cfg) {
+        if (cfg->struct_size < sizeof(uint32_t) || cfg->struct_size > sizeof(c))
+            return aik_fail(err, -EINVAL, "kernel_config.struct_size", "unknown configuration size %u",
+                            cfg->struct_size);
+        memcpy(&c, cfg, cfg->struct_size);
+    }
+    k = calloc(1, sizeof(*k));
+    if (!k)
+        return aik_fail(err, -ENOMEM, "kernel", "out of memory");
+    pthread_mutex_init(&k->lock, NULL);
+    pthread_mutex_init(&k->graph_lock, NULL);
+    k->budget = c.memory_budget;
+    k->n_threads = c.n_threads;
+    k->developer = c.developer_mode;
+    r = aik_capgraph_new(&k->graph);
+    if (r < 0) {
+        aik_fail(err, r, "kernel", "out of memory");
+        goto fail;
+    }
+    r = aik_trust_open(pick(c.trust_store, "AIK_TRUST_STORE", AIK_DEFAULT_TRUST_STORE), &k->trust, err);
+    if (r < 0)
+        goto fail;
+    r = scan_store(k, pick(c.module_store, "AIK_MODULE_STORE", AIK_DEFAULT_MODULE_STORE), err);
+    if (r < 0)
+        goto fail;
+    r = aik_capgraph_check(k->graph, err);
+    if (r < 0)
+        goto fail;
+    *ret = k;
+    return 0;
+fail:
+    aik_kernel_close(k);
+    return r;
+}
+
+static void unload(resident *m)
+{
+    aik_model_free(m->model);
+    aik_module_close(m->mod);
+    aik_profile_free(m->profile);
+    free(m);
+}
+
+AIK_EXPORT void aik_kernel_close(aik_kernel *k)
+{
+    if (!k)
+        return;
+    while (k->residents) {
+        resident *n = k->residents->next;
+        unload(k->residents);
+        k->residents = n;
+    }
+    for (size_t i = 0; i < k->n_dirs; i++) {
+        free(k->dirs[i].name);
+        free(k->dirs[i].dir);
+    }
+    free(k->dirs);
+    aik_trust_free(k->trust);
+    aik_capgraph_free(k->graph);
+    pthread_mutex_destroy(&k->lock);
+    pthread_mutex_destroy(&k->graph_lock);
+    free(k);
+}
+
+/* Verify and activate one module (k->lock held). */
+static int load_module(aik_kernel *k, const aik_profile *planned, resident **ret, aik_error *err)
+{
+    aik_load_options opts = { .flags = AIK_LOAD_NO_RECORD | (k->developer ? AIK_LOAD_DEVELOPER : 0),
+                              .trust = k->trust };
+    const char *dir = NULL;
+    const char *pbytes;
+    size_t plen = 0;
+    aik_host_info host;
+    resident *m;
+    int r;
+
+    for (size_t i = 0; i < k->n_dirs; i++)
+        if (strcmp(k->dirs[i].name, planned->name) == 0)
+            dir = k->dirs[i].dir;
+    if (!dir)
+        return aik_fail(err, -ENOENT, planned->name, "module not found in the store");
+    m = calloc(1, sizeof(*m));
+    if (!m)
+        return aik_fail(err, -ENOMEM, planned->name, "out of memory");
+    snprintf(m->key, sizeof(m->key), "%s@%u.%u.%u", planned->name, planned->version.major, planned->version.minor,
+             planned->version.patch);
+    r = aik_module_open(dir, &opts, &m->mod, err);
+    if (r < 0)
+        goto fail;
+    aik_sha256_hex(aik_module_manifest_digest(m->mod), m->digest);
+    /* The plan was made from the store's profile; what runs is the verified one. */
+    pbytes = aik_module_profile(m->mod, &plen);
+    if (!pbytes) {
+        r = aik_fail(err, -EBADMSG, planned->name, "module has no verified profile");
+        goto fail;
+    }
+    r = aik_profile_parse(planned->name, pbytes, plen, &m->profile, err);
+    if (r < 0)
+        goto fail;
+    if (strcmp(m->profile->name, planned->name) != 0 || aik_semver_cmp(&m->profile->version, &planned->version) != 0) {
+        r = aik_fail(err, -EBADMSG, planned->name, "verified profile names %s, the store's names %s", m->profile->name,
+                     planned->name);
+        goto fail;
+    }
+    r = aik_host_info_probe(&host);
+    if (r == 0)
+        r = aik_module_check_profile(m->mod, &m->profile->exec, &host, err);
+    if (r < 0)
+        goto fail;
+    r = aik_module_activate(m->mod, err);
+    if (r < 0)
+        goto fail;
+
+    const aik_module_desc *d = aik_module_descriptor_of(m->mod);
+    m->kind = d->kind;
+    if (d->kind == AIK_MODULE_ARCHITECTURE) {
+        const aik_arch_ops *arch = d->ops;
+        const aik_slm *pkg = aik_module_payload_slm(m->mod, 0);
+        if (d->ops_size < sizeof(aik_arch_ops) || !pkg) {
+            r = aik_fail(err, -ENOEXEC, planned->name,
+                         pkg ? "architecture ops table too small" : "base module has no .slm payload");
+            goto fail;
+        }
+        r = aik_model_from_slm(pkg, arch, &m->model, err);
+        if (r < 0) {
+            aik_error_prefix(err, planned->name);
+            goto fail;
+        }
+        m->bytes = pkg->map_size;
+    } else if (d->kind == AIK_MODULE_CAPABILITY) {
+        m->cap = d->ops;
+        if (d->ops_size < sizeof(aik_capability_ops) || !m->cap->build_prompt || !m->cap->capability) {
+            r = aik_fail(err, -ENOEXEC, planned->name, "capability ops table incomplete");
+            goto fail;
+        }
+        if (!aik_profile_find_capability(m->profile, m->cap->capability, NULL)) {
+            r = aik_fail(err, -ENOEXEC, planned->name, "module implements %s, which its profile does not provide",
+                         m->cap->capability);
+            goto fail;
+        }
+        m->bytes = 1;
+    } else {
+        r = aik_fail(err, -ENOEXEC, planned->name, "modules of kind %u cannot serve requests", d->kind);
+        goto fail;
+    }
+    k->loads++;
+    *ret = m;
+    return 0;
+fail:
+    aik_module_close(m->mod);
+    aik_profile_free(m->profile);
+    free(m);
+    return r;
+}
+
+/* Unload idle modules, least recently used first, until under budget (k->lock held). */
+static void evict(aik_kernel *k)
+{
+    while (k->budget && k->resident_bytes > k->budget) {
+        resident **victim = NULL;
+        for (resident **p = &k->residents; *p; p = &(*p)->next)
+            if ((*p)->refs == 0 && (!victim || (*p)->last_used < (*victim)->last_used))
+                victim = p;
+        if (!victim)
+            return; /* everything resident is in use */
+        resident *v = *victim;
+        *victim = v->next;
+        k->resident_bytes -= v->bytes;
+        unload(v);
+    }
+}
+
+static int acquire(aik_kernel *k, const aik_profile *planned, resident **ret, aik_error *err)
+{
+    char key[96];
+    resident *m;
+    int r = 0;
+
+    snprintf(key, sizeof(key), "%s@%u.%u.%u", planned->name, planned->version.major, planned->version.minor,
+             planned->version.patch);
+    pthread_mutex_lock(&k->lock);
+    for (m = k->residents; m; m = m->next)
+        if (strcmp(m->key, key) == 0)
+            break;
+    if (!m) {
+        r = load_module(k, planned, &m, err);
+        if (r == 0) {
+            resident **tail = &k->residents;
+            while (*tail)
+                tail = &(*tail)->next;
+            *tail = m;
+            k->resident_bytes += m->bytes;
+        }
+    }
+    if (r == 0) {
+        m->refs++;
+        m->last_used = ++k->clock;
+        evict(k);
+        *ret = m;
+    }
+    pthread_mutex_unlock(&k->lock);
+    return r;
+}
+
+static void release(aik_kernel *k, resident *m)
+{
+    pthread_mutex_lock(&k->lock);
+    m->refs--;
+    m->last_used = ++k->clock;
+    evict(k);
+    pthread_mutex_unlock(&k->lock);
+}
+
+AIK_EXPORT void aik_result_free(aik_result *r)
+{
+    if (!r)
+        return;
+    free(r->text);
+    free(r->tokens);
+    free(r);
+}
+
+AIK_EXPORT int aik_submit(aik_kernel *k, const char *intent, const char *input, const aik_submit_options *opts_in,
+                          aik_result **ret, aik_error *err)
+{
+    aik_submit_options o = { .struct_size = sizeof(o) };
+    aik_constraints cons = { 0 };
+    aik_plan *plan = NULL;
+    resident *used[AIK_PLAN_MAX_MODULES] = { 0 };
+    size_t n_used = 0;
+    resident *base = NULL, *cap = NULL;
+    aik_result *res = NULL;
+    aik_session *s = NULL;
+    aik_generate_result gen = { 0 };
+    struct timespec t0;
+    char prompt[PROMPT_MAX];
+    size_t plen = 0;
+    int r;
+
+    if (!k || !intent || !input || !ret)
+        return aik_fail(err, -EINVAL, "submit", "missing kernel, intent, input or result pointer");
+    if (opts_in) {
+        if (opts_in->struct_size < sizeof(uint32_t) || opts_in->struct_size > sizeof(o))
+            return aik_fail(err, -EINVAL, "submit_options.struct_size", "unknown options size %u",
+                            opts_in->struct_size);
+        memcpy(&o, opts_in, opts_in->struct_size);
+    }
+    res = calloc(1, sizeof(*res));
+    if (!res)
+        return aik_fail(err, -ENOMEM, "submit", "out of memory");
+
+    /* resolve */
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    cons.memory_budget = o.memory_budget;
+    cons.backends = o.backends;
+    cons.latency_ms = o.latency_ms;
+    pthread_mutex_lock(&k->graph_lock);
+    r = aik_capgraph_resolve(k->graph, intent, &cons, NULL, &plan, err);
+    pthread_mutex_unlock(&k->graph_lock);
+    res->resolve_ms = ms_since(&t0);
+    if (r < 0)
+        goto out;
+    snprintf(res->capability, sizeof(res->capability), "%s", plan->capability);
+    res->match_score = plan->match_score;
+
+    /* load only what the plan names */
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (size_t i = 0; i < plan->n_modules; i++) {
+        r = acquire(k, plan->modules[i], &used[n_used], err);
+        if (r < 0)
+            goto out;
+        resident *m = used[n_used++];
+        if (m->kind == AIK_MODULE_ARCHITECTURE && !base)
+            base = m;
+        if (m->kind == AIK_MODULE_CAPABILITY && m->cap && strcmp(m->cap->capability, plan->capability) == 0)
+            cap = m;
+    }
+    res->load_ms = ms_since(&t0);
+    if (!base) {
+        r = aik_fail(err, -ENOEXEC, plan->capability, "the plan has no base model module");
+        goto out;
+    }
+    res->n_modules = 0;
+    /* base first, then the others in plan order */
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < n_used && res->n_modules < AIK_RESULT_MAX_MODULES; i++) {
+            if ((pass == 0) != (used[i] == base))
+                continue;
+            aik_result_module *rm = &res->modules[res->n_modules++];
+            const aik_manifest *mf = aik_module_manifest(used[i]->mod);
+            snprintf(rm->name, sizeof(rm->name), "%s", mf->name);
+            snprintf(rm->version, sizeof(rm->version), "%s", mf->version);
+            memcpy(rm->digest, used[i]->digest, sizeof(rm->digest));
+        }
+
+    /* prompt */
+    if (cap) {
+        r = cap->cap->build_prompt(input, strlen(input), prompt, sizeof(prompt), &plen);
+        if (r < 0) {
+            aik_fail(err, r, plan->capability, r == -EINVAL ? "the capability cannot serve this input" : "prompt too long");
+            goto out;
+        }
+    } else {
+        plen = strlen(input);
+        if (plen >= sizeof(prompt)) {
+            r = aik_fail(err, -E2BIG, "input", "longer than %d bytes", PROMPT_MAX - 1);
+            goto out;
+        }
+        memcpy(prompt, input, plen);
+    }
+
+    /* generate */
+    aik_generate_params gp;
+    aik_generate_params_default(&gp);
+    gp.n_predict = o.max_tokens ? o.max_tokens : (cap && cap->cap->max_tokens ? cap->cap->max_tokens : 128);
+    gp.sampling.temperature = o.temperature > 0 ? o.temperature : 0.0f;
+    gp.sampling.seed = o.seed;
+    gp.on_text = o.on_text;
+    gp.user = o.user;
+    gp.cancel = (const atomic_int *)o.cancel;
+    if (cap && cap->cap->stop_strings) {
+        size_t n = 0;
+        while (cap->cap->stop_strings[n] && n < 16)
+            n++;
+        gp.stop_strings = cap->cap->stop_strings;
+        gp.n_stop_strings = n;
+    }
+    uint32_t need = (uint32_t)plen + gp.n_predict + 2;
+    aik_session_config sc = { .n_threads = k->n_threads,
+                              .ctx_len = need < base->model->hp.ctx_len ? need : base->model->hp.ctx_len };
+    r = aik_session_new(base->model, &sc, &s, err);
+    if (r < 0)
+        goto out;
+    gp.prompt_policy = AIK_PROMPT_REFUSE;
+    r = aik_generate(s, prompt, plen, &gp, &gen, err);
+    if (r < 0)
+        goto out;
+    res->prompt_ms = gen.prompt_ms;
+    res->generate_ms = gen.gen_ms;
+    res->n_prompt_tokens = gen.n_prompt;
+    res->stop_reason = aik_stop_reason_name(gen.stop);
+    if (cap && cap->cap->postprocess) {
+        size_t len = gen.text_len;
+        r = cap->cap->postprocess(input, strlen(input), gen.text, gen.text_len, &len);
+        if (r < 0) {
+            aik_fail(err, r, plan->capability, "post-processing failed");
+            goto out;
+        }
+        gen.text_len = len;
+        gen.text[len] = '\0';
+    }
+    res->text = gen.text;
+    res->text_len = gen.text_len;
+    res->tokens = gen.tokens;
+    res->n_tokens = gen.n_tokens;
+    gen.text = NULL;
+    gen.tokens = NULL;
+    *ret = res;
+    res = NULL;
+    r = 0;
+out:
+    aik_generate_result_clear(&gen);
+    aik_session_free(s);
+    for (size_t i = 0; i < n_used; i++)
+        release(k, used[i]);
+    aik_plan_free(plan);
+    aik_result_free(res);
+    return r;
+}
+
+AIK_EXPORT size_t aik_kernel_resident(aik_kernel *k, char names[][96], size_t cap)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&k->lock);
+    for (resident *m = k->residents; m && n < cap; m = m->next)
+        snprintf(names[n++], 96, "%s", m->key);
+    pthread_mutex_unlock(&k->lock);
+    return n;
+}
+
+AIK_EXPORT uint64_t aik_kernel_load_count(aik_kernel *k)
+{
+    pthread_mutex_lock(&k->lock);
+    uint64_t n = k->loads;
+    pthread_mutex_unlock(&k->lock);
+    return n;
+}
