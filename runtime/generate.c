@@ -203,7 +203,9 @@ int aik_generate(aik_session *s, const char *prompt, size_t prompt_len, const ai
     for (size_t i = 0; i < p->n_stop_strings; i++)
         if (!p->stop_strings[i] || !p->stop_strings[i][0])
             return aik_fail(err, -EINVAL, "generate.stop_strings", "stop string %zu is empty", i);
-    r = aik_sampler_new(&p->sampling, m->hp.n_vocab, &smp, err);
+    /* Rows past the tokenizer's vocabulary (padded embeddings) are never sampled. */
+    uint32_t n_sample = aik_tokenizer_n_vocab(m->tok) < m->hp.n_vocab ? aik_tokenizer_n_vocab(m->tok) : m->hp.n_vocab;
+    r = aik_sampler_new(&p->sampling, n_sample, &smp, err);
     if (r < 0)
         return r;
     r = aik_tokenizer_encode_alloc(m->tok, prompt, prompt_len, p->tokenize_flags, &ids, &n_ids);

@@ -5,7 +5,7 @@
 #   OUT/signing/aik-local.key   (the private key stays with the build)
 # A real distribution signs with its own publisher key; a build signs with a
 # key it generates once (kept in OUT/signing, reused on rebuilds).
-# Usage: make-module-store.sh AIKCTL MODULE_DIR PROFILE_DIR BASE_PAYLOAD OUT
+# Usage: make-module-store.sh AIKCTL MODULE_DIR PROFILE_DIR BASE_PAYLOAD OUT [STAMP]
 set -eu
 aikctl=$1 moddir=$2 profiles=$3 payload=$4 out=$5
 mkdir -p "$out/signing" "$out/trust/keys/publisher" "$out/modules"
@@ -30,4 +30,4 @@ add aik-base "$moddir/llama/aik-base.so" "$payload"
 for cap in define synonyms example; do
     add "aik-lexicon-$cap" "$moddir/lexicon/aik-lexicon-$cap.so"
 done
-touch "$out/stamp"
+if [ $# -ge 6 ]; then touch "$6"; fi

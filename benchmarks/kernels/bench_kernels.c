@@ -29,28 +29,24 @@ static double now(void)
 
 static volatile float sink;
 
-static double read_bandwidth(const float *buf, size_t n_floats, const float *ones, double secs,
-                             aik_threadpool *pool);
-
 struct dot_job {
-    const float *buf, *ones;
+    const float *buf;
     size_t chunk;
     float part[64];
 };
 
-static void dot_task(void *p, int task, int thread)
+static void dot_task(void *ctx, int task, int thread)
 {
-    struct dot_job *j = p;
+    struct dot_job *j = ctx;
     /* each task streams one chunk of buf; dotted with itself, so there is
      * exactly one memory stream, as in a matvec */
-    const float *p = j->buf + (size_t)task * j->chunk;
-    j->part[task % 64] += aik_vec_dot_f32(p, p, (int64_t)j->chunk);
+    const float *c = j->buf + (size_t)task * j->chunk;
+    j->part[task % 64] += aik_vec_dot_f32(c, c, (int64_t)j->chunk);
 }
 
-static double read_bandwidth(const float *buf, size_t n_floats, const float *ones, double secs,
-                             aik_threadpool *pool)
+static double read_bandwidth(const float *buf, size_t n_floats, double secs, aik_threadpool *pool)
 {
-    struct dot_job j = { buf, ones, 1u << 20, { 0 } };
+    struct dot_job j = { buf, 1u << 20, { 0 } };
     const int tasks = (int)(n_floats / j.chunk);
     double t0 = now(), t;
     long reps = 0;
@@ -84,19 +80,16 @@ int main(int argc, char **argv)
     static const int64_t shapes[][2] = { { 1536, 576 }, { 49152, 576 } };
     aik_threadpool *pool = NULL;
     unsigned char *big = aligned_alloc(64, BIG);
-    float *ones = malloc((1u << 20) * sizeof(float));
-    if (!big || !ones || aik_threadpool_new(0, &pool) < 0) {
+    if (!big || aik_threadpool_new(0, &pool) < 0) {
         fprintf(stderr, "out of memory\n");
         return 1;
     }
-    for (size_t i = 0; i < (1u << 20); i++)
-        ones[i] = 1.0f;
     for (size_t i = 0; i < BIG / 4; i++)
         ((float *)big)[i] = (float)(i & 1023) * 1e-3f;
 
     printf("isa %s, %d threads\n", aik_cpu_isa_name(aik_cpu_active_isa()), aik_threadpool_size(pool));
-    const double bw1 = read_bandwidth((const float *)big, BIG / 4, ones, secs, NULL);
-    const double bwn = read_bandwidth((const float *)big, BIG / 4, ones, secs, pool);
+    const double bw1 = read_bandwidth((const float *)big, BIG / 4, secs, NULL);
+    const double bwn = read_bandwidth((const float *)big, BIG / 4, secs, pool);
     printf("read bandwidth (256 MiB f32 dot): 1 thread %.1f GB/s, %d threads %.1f GB/s\n",
            bw1, aik_threadpool_size(pool), bwn);
     {
@@ -141,10 +134,10 @@ int main(int argc, char **argv)
             for (size_t c = 1; c < copies; c++)
                 memcpy(W + c * wbytes, W, wbytes);
             const double h1 = matvec((aik_dtype)t, W, 1, wbytes, x, scratch, y, M, K, 1, secs, NULL);
-            const double b1 = read_bandwidth((const float *)big, BIG / 4, ones, secs, NULL);
+            const double b1 = read_bandwidth((const float *)big, BIG / 4, secs, NULL);
             const double c1 = matvec((aik_dtype)t, W, copies, wbytes, x, scratch, y, M, K, 1, secs, NULL);
             const double hn = matvec((aik_dtype)t, W, 1, wbytes, x, scratch, y, M, K, 1, secs, pool);
-            const double bn = read_bandwidth((const float *)big, BIG / 4, ones, secs, pool);
+            const double bn = read_bandwidth((const float *)big, BIG / 4, secs, pool);
             const double cn = matvec((aik_dtype)t, W, copies, wbytes, x, scratch, y, M, K, 1, secs, pool);
             printf("%-6s %5ldx%-5ld %9.1f %9.1f %8.0f%% %9.1f %9.1f %8.0f%%\n",
                    aik_dtype_name((aik_dtype)t), (long)M, (long)K, h1, c1, 100.0 * c1 / b1, hn, cn,
@@ -170,7 +163,6 @@ int main(int argc, char **argv)
     free(x);
     free(y);
     free(scratch);
-    free(ones);
     free(big);
     aik_threadpool_free(pool);
     return 0;

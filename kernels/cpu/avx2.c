@@ -288,7 +288,9 @@ static float avx2_dot_q4_0(const void *wv, const void *xv, int64_t n)
 }
 
 /* Prefetch distance for the weight streams, in blocks (~1 KiB ahead). */
+#ifndef PF_BLOCKS
 #define PF_BLOCKS 32
+#endif
 
 /* d_w * d_x of block i for the 4 rows in one conversion and one multiply;
  * row r's broadcast is then a single permute. Same products as the scalar

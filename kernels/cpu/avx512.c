@@ -282,7 +282,9 @@ static inline __m512 scale2(float d0, float d1)
     return _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(d0), _mm512_set1_ps(d1));
 }
 
+#ifndef PF_BLOCKS
 #define PF_BLOCKS 32
+#endif
 
 /* Scales of blocks i and i+1 of the 4 rows times the activation scales, in
  * one conversion: lanes [r0b0 r0b1 r1b0 r1b1 r2b0 r2b1 r3b0 r3b1]. Row r's

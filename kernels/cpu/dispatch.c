@@ -198,6 +198,10 @@ float aik_vec_dot_q4_0_q8_0(const void *w, const void *x, int64_t n)
 
 /* ------------------------------------------------------------ matmul --- */
 
+#ifndef PF_GROUPS
+#define PF_GROUPS 2
+#endif
+
 static bool is_quantized(aik_dtype t)
 {
     return t == AIK_DTYPE_Q8_0 || t == AIK_DTYPE_Q4_0;
@@ -253,6 +257,11 @@ void aik_matmul_rows(aik_dtype wt, const void *W, const float *X,
         if (tile > 64)
             tile = 64;
     }
+    /* Decode streams the weights once. A 4-row group of a small-K matrix
+     * is a few short rows (576 q8_0 values = 612 bytes): too short for the
+     * hardware prefetcher to lock on to each row, so ask for the group
+     * PF_GROUPS ahead explicitly; it is contiguous, rows being adjacent. */
+    const size_t pf_bytes = N == 1 ? 4 * wrow : 0;
     for (int64_t m0 = m_begin; m0 < m_end; m0 += tile) {
         const int64_t m1 = m0 + tile < m_end ? m0 + tile : m_end;
         int64_t n = 0;
@@ -273,8 +282,14 @@ void aik_matmul_rows(aik_dtype wt, const void *W, const float *X,
             const char *x = xs + (size_t)n * xrow;
             float *y = Y + n * M;
             int64_t m = m0;
-            for (; m + 4 <= m1; m += 4)
+            for (; m + 4 <= m1; m += 4) {
+                if (pf_bytes && m + 4 * (PF_GROUPS + 1) <= m_end) {
+                    const char *pf = (const char *)W + (size_t)(m + 4 * PF_GROUPS) * wrow;
+                    for (size_t off = 0; off < pf_bytes; off += 64)
+                        __builtin_prefetch(pf + off, 0, 3);
+                }
                 dot4((const char *)W + (size_t)m * wrow, wrow, x, K, y + m);
+            }
             for (; m < m1; m++)
                 y[m] = dot((const char *)W + (size_t)m * wrow, x, K);
         }

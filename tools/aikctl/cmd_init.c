@@ -20,7 +20,7 @@ static const struct shape {
     float theta;
     uint32_t flags;
 } shapes[] = {
-    { "tiny", 258, 64, 2, 4, 2, 16, 96, 256, 10000.0f, 0 },
+    { "tiny", 257, 64, 2, 4, 2, 16, 96, 256, 10000.0f, 0 },
     { "wordnet-3m", 4096, 192, 6, 6, 2, 32, 512, 256, 10000.0f, AIK_SLM_FLAG_TIED_EMBEDDINGS },
     { "smollm2-135m", 49152, 576, 30, 9, 3, 64, 1536, 2048, 100000.0f, AIK_SLM_FLAG_TIED_EMBEDDINGS },
 };
