@@ -77,11 +77,12 @@ void aik_graph_free(aik_graph *g);
 /* The builder vtable the host hands to modules. */
 const aik_graph_api *aik_graph_builder_api(void);
 
-/* Rows of node n for a batch of n_batch tokens of which n_out are outputs. */
+/* Rows of node n for a batch of n_batch tokens of which n_out are outputs
+ * (0 for weights, which have no rows). */
 static inline uint64_t aik_gnode_rows(const aik_gnode *n, uint32_t n_batch, uint32_t n_out)
 {
     uint64_t base = n->base == AIK_ROWS_BATCH ? n_batch : n_out;
-    return base * n->width / n->n_cols;
+    return n->n_cols ? base * n->width / n->n_cols : 0;
 }
 
 /* True for nodes that hold an activation buffer (not weights). */

@@ -13,6 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
 #include "kernels/cpu/cpu_internal.h"
 
 /* -1 = not detected yet. Detection is idempotent, so a race only repeats it. */
@@ -26,8 +30,11 @@ static aik_cpu_isa detect_now(void)
     __builtin_cpu_init();
     /* __builtin_cpu_supports also checks that the OS saves the AVX/AVX-512
      * register state (XGETBV), not just CPUID. */
-    const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                      __builtin_cpu_supports("f16c");
+    /* F16C from CPUID leaf 1 ECX bit 29: clang 14 does not know "f16c" in
+     * __builtin_cpu_supports (and AVX2 implies the OS saves YMM state). */
+    unsigned int a = 0, b = 0, c = 0, d = 0;
+    const bool f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+    const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
     const bool avx512 = avx2 && __builtin_cpu_supports("avx512f") &&
                         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
     atomic_store(&detected_vnni, avx512 && __builtin_cpu_supports("avx512vnni"));

@@ -113,7 +113,7 @@ void aik_gemm_f32_ref(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t 
 #define GEMM_NC 512
 
 /* Per-thread packing buffers (see gemm.h: about 0.65 MiB of TLS per thread
- * that calls the GEMM). Sized for the largest MR / NR rounding. */
+ * that calls the GEMM). MC and NC are tile multiples, so whole panels fit. */
 static _Thread_local _Alignas(64) float tls_pack_a[GEMM_MC * GEMM_KC];
 static _Thread_local _Alignas(64) float tls_pack_b[GEMM_KC * GEMM_NC];
 
