@@ -1168,3 +1168,17 @@ int aik_tokenizer_to_spec(const aik_tokenizer *t, aik_tokenizer_spec **ret_spec)
     *ret_spec = &h->spec;
     return 0;
 }
+
+AIK_EXPORT size_t aik_tokenizer_byte_token(uint8_t b, char out[4])
+{
+    uint32_t cp = tok_byte_to_cp(b);
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        out[1] = '\0';
+        return 1;
+    }
+    out[0] = (char)(0xC0 | (cp >> 6)); /* every byte maps below U+0800 */
+    out[1] = (char)(0x80 | (cp & 0x3F));
+    out[2] = '\0';
+    return 2;
+}

@@ -117,6 +117,12 @@ typedef struct aik_tokenizer_spec {
  * blob always loads. Returns 0, -EINVAL (err says which field and check),
  * -E2BIG (a limit above) or -ENOMEM.
  */
+/* The vocabulary text of the byte-level BPE token for byte b (GPT-2
+ * bytes_to_unicode, e.g. 0x20 -> "Ġ"), UTF-8 and NUL-terminated in out.
+ * Returns its length in bytes (1 or 2). Builders of byte-level vocabularies
+ * use it for the 256 base tokens. */
+AIK_EXPORT size_t aik_tokenizer_byte_token(uint8_t b, char out[4]);
+
 AIK_EXPORT int aik_tokenizer_blob_build(const aik_tokenizer_spec *spec, uint8_t **ret_blob, size_t *ret_len,
                                         aik_error *err);
 

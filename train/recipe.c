@@ -592,6 +592,7 @@ int aik_recipe_run(const aik_recipe *r, bool resume, aik_recipe_progress_fn fn, 
         pr.lr = st.lr;
         pr.tokens_per_s = (double)(st.step - first) * cfg.micro_batches * cfg.seq_len / el;
         pr.eta_s = el / (st.step - first) * (cfg.steps - st.step);
+        pr.gflops = pr.tokens_per_s * aik_trainer_flops_per_token(tr) / 1e9;
         if (fn)
             fn(user, &pr);
         if ((r->eval_every && st.step % r->eval_every == 0) || st.step == cfg.steps) {

@@ -45,6 +45,7 @@ typedef struct aik_recipe_progress {
     const char *phase;       /* "tokenizer", "data", "train", "eval", "checkpoint", "done" */
     uint32_t step, steps;
     double loss, val_loss, grad_norm, tokens_per_s, eta_s;
+    double gflops;           /* achieved model GFLOP/s (aik_trainer_flops_per_token × tokens/s) */
     float lr;
     double test_loss;        /* "done": mean CE on the test split (nats), < 0 when absent */
 } aik_recipe_progress;

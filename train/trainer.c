@@ -301,6 +301,25 @@ fail:
 
 uint32_t aik_trainer_step_count(const aik_trainer *tr) { return tr->step; }
 
+double aik_trainer_flops_per_token(const aik_trainer *tr)
+{
+    const aik_graph *g = tr->m->graph;
+    double f = 0;
+
+    for (aik_node i = 0; i < g->n_nodes; i++) {
+        const aik_gnode *n = &g->nodes[i];
+        if (n->op == AIK_OP_MATMUL) {
+            const aik_gnode *w = &g->nodes[n->src[1]];
+            f += 6.0 * (double)w->shape[0] * (double)w->shape[1];
+        } else if (n->op == AIK_OP_ATTENTION) {
+            f += 3.0 * 2.0 * 2.0 * (tr->cfg.seq_len / 2.0) * n->n_heads * n->head_dim;
+        }
+    }
+    for (size_t k = 0; k < tr->n_lora; k++)
+        f += 6.0 * (double)tr->lora[k].rank * (double)(tr->lora[k].in + tr->lora[k].out);
+    return f;
+}
+
 /* Forward + loss (+ backward when training) of one sequence. */
 static int one_sequence(aik_trainer *tr, const int32_t *seq, float scale, bool backward, double *ret_loss,
                         uint32_t *ret_count, aik_error *err)

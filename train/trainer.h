@@ -86,6 +86,13 @@ int aik_trainer_eval(aik_trainer *tr, const int32_t *seqs, size_t n, double *ret
 
 uint32_t aik_trainer_step_count(const aik_trainer *tr);
 
+/* Floating-point operations one training token costs, from the graph: every
+ * matmul (weights and LoRA factors) 2·in·out forward and 4·in·out backward,
+ * and causal attention ≈ 2·2·(seq_len/2)·heads·head_dim forward, twice that
+ * backward. Divide tokens/s × this by the machine's fp32 peak for the
+ * fraction of peak the trainer achieves. */
+double aik_trainer_flops_per_token(const aik_trainer *tr);
+
 /* Learning rate at a step (warm-up + cosine). */
 float aik_trainer_lr_at(const aik_train_config *cfg, uint32_t step);
 

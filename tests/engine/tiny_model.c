@@ -9,30 +9,6 @@
 #include "runtime/tokenizer.h"
 #include "train/model_init.h"
 
-/* GPT-2 bytes_to_unicode: printable bytes map to themselves, the rest to
- * U+0100 upwards in byte order. */
-static void byte_token(int b, char out[4])
-{
-    int cp;
-    if ((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255)) {
-        cp = b;
-    } else {
-        int n = 0;
-        for (int x = 0; x < b; x++)
-            if (!((x >= 33 && x <= 126) || (x >= 161 && x <= 172) || (x >= 174 && x <= 255)))
-                n++;
-        cp = 256 + n;
-    }
-    if (cp < 0x80) {
-        out[0] = (char)cp;
-        out[1] = 0;
-    } else {
-        out[0] = (char)(0xC0 | (cp >> 6));
-        out[1] = (char)(0x80 | (cp & 0x3F));
-        out[2] = 0;
-    }
-}
-
 int tiny_tokenizer_blob(uint8_t **ret_blob, size_t *ret_len)
 {
     static char texts[258][8];
@@ -40,7 +16,7 @@ int tiny_tokenizer_blob(uint8_t **ret_blob, size_t *ret_len)
     aik_tokenizer_spec spec;
 
     for (int b = 0; b < 256; b++) {
-        byte_token(b, texts[b]);
+        aik_tokenizer_byte_token((uint8_t)b, texts[b]);
         tokens[b] = texts[b];
     }
     tokens[256] = "<|bos|>";

@@ -27,6 +27,7 @@ int aikctl_cmd_perplexity(int argc, char **argv);
 int aikctl_cmd_train(int argc, char **argv);
 int aikctl_cmd_run(int argc, char **argv);
 int aikctl_cmd_init(int argc, char **argv);
+int aikctl_cmd_modules(int argc, char **argv);
 int aikctl_cmd_resolve(int argc, char **argv);
 int aikctl_cmd_tokenize(int argc, char **argv);
 int aikctl_cmd_import(int argc, char **argv);

@@ -28,19 +28,11 @@ static const struct shape {
 /* GPT-2 byte tokens (bytes_to_unicode) + <|endoftext|>: a real, tiny tokenizer. */
 static int byte_tokenizer(uint8_t **blob, size_t *len, aik_error *err)
 {
-    static char text[257][8];
+    static char text[256][4];
     const char *tokens[257];
     aik_tokenizer_spec spec = { 0 };
-    int n = 0;
     for (int b = 0; b < 256; b++) {
-        int printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
-        int cp = printable ? b : 256 + n++;
-        if (cp < 0x80) {
-            text[b][0] = (char)cp;
-        } else {
-            text[b][0] = (char)(0xC0 | (cp >> 6));
-            text[b][1] = (char)(0x80 | (cp & 0x3F));
-        }
+        aik_tokenizer_byte_token((uint8_t)b, text[b]);
         tokens[b] = text[b];
     }
     tokens[256] = "<|endoftext|>";

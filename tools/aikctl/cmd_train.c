@@ -32,9 +32,9 @@ static void progress(void *user, const aik_recipe_progress *p)
             bar[i] = i < fill ? '#' : '.';
         bar[width] = 0;
         fmt_time(p->eta_s, eta, sizeof(eta));
-        fprintf(stderr, "%sstep %u/%u [%s] loss %.4f | lr %.2e | |g| %.2f | %.0f tok/s | ETA %s%s",
-                tty ? "\r" : "", p->step, p->steps, bar, p->loss, (double)p->lr, p->grad_norm, p->tokens_per_s, eta,
-                tty ? "   " : "\n");
+        fprintf(stderr, "%sstep %u/%u [%s] loss %.4f | lr %.2e | |g| %.2f | %.0f tok/s %.1f GFLOP/s | ETA %s%s",
+                tty ? "\r" : "", p->step, p->steps, bar, p->loss, (double)p->lr, p->grad_norm, p->tokens_per_s,
+                p->gflops, eta, tty ? "   " : "\n");
     } else if (strcmp(p->phase, "eval") == 0) {
         fprintf(stderr, "%sstep %u: validation loss %.4f (perplexity %.2f)\n", tty ? "\n" : "", p->step, p->val_loss,
                 exp(p->val_loss));

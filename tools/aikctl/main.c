@@ -20,6 +20,7 @@ static const struct {
     { "inspect", aikctl_cmd_inspect, "show a .slm package's header, layers and tensors" },
     { "keygen", aikctl_cmd_keygen, "create an Ed25519 signing key pair and print its key id" },
     { "modinfo", aikctl_cmd_modinfo, "show a module's AIK note and manifest (--load: verify and load it)" },
+    { "modules", aikctl_cmd_modules, "list installed modules, their capabilities and verification state" },
     { "perplexity", aikctl_cmd_perplexity, "perplexity of a package on a text file" },
     { "resolve", aikctl_cmd_resolve, "resolve an intent to the modules that serve it (--explain says why)" },
     { "run", aikctl_cmd_run, "serve an intent: resolve, verify, load only what it needs, generate" },
