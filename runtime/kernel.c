@@ -458,6 +458,9 @@ AIK_EXPORT int aik_submit(aik_kernel *k, const char *intent, const char *input, 
     gp.n_predict = o.max_tokens ? o.max_tokens : (cap && cap->cap->max_tokens ? cap->cap->max_tokens : 128);
     gp.sampling.temperature = o.temperature > 0 ? o.temperature : 0.0f;
     gp.sampling.seed = o.seed;
+    /* Small models loop under greedy decoding; a mild penalty keeps answers moving. */
+    gp.sampling.repeat_penalty = o.repeat_penalty > 0 ? o.repeat_penalty : 1.3f;
+    gp.sampling.repeat_last_n = 64;
     gp.on_text = o.on_text;
     gp.user = o.user;
     gp.cancel = (const atomic_int *)o.cancel;

@@ -64,6 +64,7 @@ typedef struct aik_submit_options {
     int (*on_text)(void *user, const char *text, size_t len);
     void *user;
     const int *cancel;        /* set non-zero (atomically) from any thread to cancel (optional) */
+    float repeat_penalty;     /* > 1 discourages repeating the last 64 tokens; 0: the kernel's 1.3; 1: off */
 } aik_submit_options;
 
 #define AIK_RESULT_MAX_MODULES 8
