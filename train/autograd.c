@@ -37,12 +37,18 @@ typedef struct slot {
 struct aik_tape {
     const aik_graph *g;
     aik_threadpool *pool;
-    uint32_t max_T, T;
+    uint32_t max_T, max_seqs; /* capacity: sequences of up to max_T tokens */
+    uint32_t T, n_seq;        /* last forward: n_seq sequences of T tokens, rows = T·n_seq */
     slot *s;
     const int32_t *tokens;
     void *mm_scratch;   /* quantized activations for frozen quantized matmuls */
     float *deq;         /* dequantized frozen weight for backward */
     size_t deq_floats;
+    /* RoPE angles for positions 0..max_T-1, built on first use for the
+     * (theta, head_dim) of the model's rope nodes (one pair in llama). */
+    float *rope_cos, *rope_sin;
+    float rope_theta;
+    uint32_t rope_hd;
 };
 
 static uint64_t nelems(const aik_gnode *n) { return n->shape[0] * n->shape[1] * n->shape[2] * n->shape[3]; }
@@ -67,16 +73,24 @@ void aik_tape_free(aik_tape *t)
     free(t->s);
     free(t->mm_scratch);
     free(t->deq);
+    free(t->rope_cos);
+    free(t->rope_sin);
     free(t);
 }
 
 int aik_tape_new(const aik_graph *g, uint32_t max_T, aik_threadpool *pool, aik_tape **ret, aik_error *err)
 {
-    aik_tape *t;
-    size_t scratch = 0;
+    return aik_tape_new_batch(g, max_T, 1, pool, ret, err);
+}
 
-    if (!g || !ret || max_T == 0)
-        return aik_fail(err, -EINVAL, "tape", "missing graph or max_tokens == 0");
+int aik_tape_new_batch(const aik_graph *g, uint32_t max_T, uint32_t max_seqs, aik_threadpool *pool,
+                       aik_tape **ret, aik_error *err)
+{
+    aik_tape *t;
+    size_t scratch = 0, max_rows;
+
+    if (!g || !ret || max_T == 0 || max_seqs == 0 || max_seqs > 4096)
+        return aik_fail(err, -EINVAL, "tape", "missing graph, max_tokens == 0 or max_seqs outside 1..4096");
     if (max_T > g->hp.ctx_len)
         return aik_fail(err, -EINVAL, "tape", "sequence of %u tokens exceeds the model's context %u", max_T,
                         g->hp.ctx_len);
@@ -86,13 +100,15 @@ int aik_tape_new(const aik_graph *g, uint32_t max_T, aik_threadpool *pool, aik_t
     t->g = g;
     t->pool = pool;
     t->max_T = max_T;
+    t->max_seqs = max_seqs;
+    max_rows = (size_t)max_T * max_seqs;
     t->s = calloc((size_t)g->n_nodes, sizeof(*t->s));
     if (!t->s)
         goto oom;
     for (aik_node i = 0; i < g->n_nodes; i++) {
         const aik_gnode *n = &g->nodes[i];
         slot *s = &t->s[i];
-        size_t floats = (size_t)max_T * n->width;
+        size_t floats = max_rows * n->width;
         if (n->op == AIK_OP_WEIGHT) {
             if (n->dtype != AIK_DTYPE_F32 && nelems(n) > t->deq_floats)
                 t->deq_floats = nelems(n);
@@ -110,13 +126,14 @@ int aik_tape_new(const aik_graph *g, uint32_t max_T, aik_threadpool *pool, aik_t
         s->grad = malloc(floats * sizeof(float));
         if (!s->act || !s->grad)
             goto oom;
-        if (n->op == AIK_OP_RMS_NORM && !(s->aux = malloc((size_t)max_T * sizeof(float))))
+        if (n->op == AIK_OP_RMS_NORM && !(s->aux = malloc(max_rows * sizeof(float))))
             goto oom;
-        if (n->op == AIK_OP_ATTENTION && !(s->aux = malloc((size_t)n->n_heads * max_T * max_T * sizeof(float))))
+        if (n->op == AIK_OP_ATTENTION &&
+            !(s->aux = malloc((size_t)n->n_heads * max_T * max_T * max_seqs * sizeof(float))))
             goto oom;
         if (n->op == AIK_OP_MATMUL) {
             const aik_gnode *w = &g->nodes[n->src[1]];
-            size_t sz = aik_matmul_scratch_size(w->dtype, (int64_t)w->shape[0], max_T);
+            size_t sz = aik_matmul_scratch_size(w->dtype, (int64_t)w->shape[0], (int64_t)max_rows);
             if (sz > scratch)
                 scratch = sz;
         }
@@ -165,8 +182,8 @@ int aik_tape_bind_lora(aik_tape *t, aik_node w, uint32_t rank, float scale, floa
     l = calloc(1, sizeof(*l));
     if (!l)
         return aik_fail(err, -ENOMEM, "tape", "out of memory");
-    *l = (lora){ rank, scale, A, B, dA, dB, malloc((size_t)t->max_T * rank * sizeof(float)),
-                 malloc((size_t)t->max_T * rank * sizeof(float)) };
+    *l = (lora){ rank, scale, A, B, dA, dB, malloc((size_t)t->max_T * t->max_seqs * rank * sizeof(float)),
+                 malloc((size_t)t->max_T * t->max_seqs * rank * sizeof(float)) };
     if (!l->h || !l->dh) {
         free(l->h);
         free(l->dh);
@@ -190,12 +207,6 @@ static const float *vec_of(const aik_tape *t, aik_node w)
 
 /* ---- attention: forward keeps probabilities, backward per kv head ---- */
 
-/* y += a·x; restrict lets the compiler vectorise (the callers' rows never overlap). */
-static inline void axpy(float *restrict y, const float *restrict x, float a, uint32_t n)
-{
-    for (uint32_t i = 0; i < n; i++)
-        y[i] += a * x[i];
-}
 
 typedef struct att_ctx {
     const aik_tape *t;
@@ -205,71 +216,123 @@ typedef struct att_ctx {
     uint32_t T;
 } att_ctx;
 
+/* One task per (sequence, head); sequences are consecutive blocks of T rows. */
 static void att_fwd_task(void *vctx, int task, int thread)
 {
     const att_ctx *c = vctx;
     const aik_gnode *n = c->n;
-    uint32_t h = (uint32_t)task, hd = n->head_dim, T = c->T;
+    uint32_t seq = (uint32_t)task / n->n_heads, h = (uint32_t)task % n->n_heads, hd = n->head_dim, T = c->T;
     uint32_t kvh = h / (n->n_heads / n->n_kv_heads), qc = n->n_cols, kc = n->n_kv_heads * hd;
+    att_ctx sc = *c;
     (void)thread;
+    sc.q += (size_t)seq * T * qc;
+    sc.k += (size_t)seq * T * kc;
+    sc.v += (size_t)seq * T * kc;
+    sc.out += (size_t)seq * T * qc;
+    sc.P += (size_t)seq * n->n_heads * T * T;
+    c = &sc;
+    /* S = scale·Q·Kᵀ, causal softmax per row (future positions 0), O = P·V;
+     * small GEMMs on strided head slices beat per-row dot products. */
+    float *P = c->P + (size_t)h * T * T;
+    aik_gemm_f32(false, true, T, T, hd, n->scale, c->q + (size_t)h * hd, qc, c->k + (size_t)kvh * hd, kc, 0.0f, P, T);
     for (uint32_t i = 0; i < T; i++) {
-        float *p = c->P + ((size_t)h * T + i) * T;
-        const float *qi = c->q + (size_t)i * qc + h * hd;
-        for (uint32_t j = 0; j <= i; j++)
-            p[j] = n->scale * aik_vec_dot_f32(qi, c->k + (size_t)j * kc + kvh * hd, hd);
+        float *p = P + (size_t)i * T;
         aik_softmax(p, i + 1);
         for (uint32_t j = i + 1; j < T; j++)
             p[j] = 0.0f;
-        float *o = c->out + (size_t)i * qc + h * hd;
-        memset(o, 0, hd * sizeof(float));
-        for (uint32_t j = 0; j <= i; j++)
-            axpy(o, c->v + (size_t)j * kc + kvh * hd, p[j], hd);
     }
+    aik_gemm_f32(false, false, T, hd, T, 1.0f, P, T, c->v + (size_t)kvh * hd, kc, 0.0f, c->out + (size_t)h * hd, qc);
 }
 
-/* One task per kv head: its query heads' contributions to dk/dv never race. */
+/* One task per (sequence, kv head): its query heads' contributions to dk/dv
+ * never race. */
 static void att_bwd_task(void *vctx, int task, int thread)
 {
     const att_ctx *c = vctx;
     const aik_gnode *n = c->n;
-    uint32_t kvh = (uint32_t)task, group = n->n_heads / n->n_kv_heads, hd = n->head_dim, T = c->T;
+    uint32_t seq = (uint32_t)task / n->n_kv_heads, kvh = (uint32_t)task % n->n_kv_heads;
+    uint32_t group = n->n_heads / n->n_kv_heads, hd = n->head_dim, T = c->T;
     uint32_t qc = n->n_cols, kc = n->n_kv_heads * hd;
+    att_ctx sc = *c;
     (void)thread;
-    float *dp = malloc((size_t)T * sizeof(float));
-    if (!dp)
-        abort(); /* T floats; allocation failure here is not recoverable mid-backward */
-    for (uint32_t h = kvh * group; h < (kvh + 1) * group; h++)
+    sc.q += (size_t)seq * T * qc;
+    sc.k += (size_t)seq * T * kc;
+    sc.v += (size_t)seq * T * kc;
+    sc.dout += (size_t)seq * T * qc;
+    sc.P += (size_t)seq * n->n_heads * T * T;
+    sc.dq += (size_t)seq * T * qc;
+    sc.dk += (size_t)seq * T * kc;
+    sc.dv += (size_t)seq * T * kc;
+    c = &sc;
+    float *dS = malloc((size_t)T * T * sizeof(float));
+    if (!dS)
+        abort(); /* T² floats; allocation failure here is not recoverable mid-backward */
+    const float *K = c->k + (size_t)kvh * hd, *V = c->v + (size_t)kvh * hd;
+    float *dK = c->dk + (size_t)kvh * hd, *dV = c->dv + (size_t)kvh * hd;
+    for (uint32_t h = kvh * group; h < (kvh + 1) * group; h++) {
+        const float *P = c->P + (size_t)h * T * T, *dO = c->dout + (size_t)h * hd, *Q = c->q + (size_t)h * hd;
+        float *dQ = c->dq + (size_t)h * hd;
+        /* dP = dO·Vᵀ;  dV += Pᵀ·dO */
+        aik_gemm_f32(false, true, T, T, hd, 1.0f, dO, qc, V, kc, 0.0f, dS, T);
+        aik_gemm_f32(true, false, T, hd, T, 1.0f, P, T, dO, qc, 1.0f, dV, kc);
+        /* dS = P ⊙ (dP − rowsum(P ⊙ dP)) · scale (zero above the diagonal, where P is) */
         for (uint32_t i = 0; i < T; i++) {
-            const float *p = c->P + ((size_t)h * T + i) * T;
-            const float *doi = c->dout + (size_t)i * qc + h * hd;
-            const float *qi = c->q + (size_t)i * qc + h * hd;
-            float *dqi = c->dq + (size_t)i * qc + h * hd;
+            const float *p = P + (size_t)i * T;
+            float *d = dS + (size_t)i * T;
             double dot = 0;
-            for (uint32_t j = 0; j <= i; j++) {
-                dp[j] = aik_vec_dot_f32(doi, c->v + (size_t)j * kc + kvh * hd, hd);
-                dot += (double)p[j] * dp[j];
-                axpy(c->dv + (size_t)j * kc + kvh * hd, doi, p[j], hd);
-            }
-            for (uint32_t j = 0; j <= i; j++) {
-                float ds = p[j] * (dp[j] - (float)dot) * n->scale;
-                axpy(dqi, c->k + (size_t)j * kc + kvh * hd, ds, hd);
-                axpy(c->dk + (size_t)j * kc + kvh * hd, qi, ds, hd);
-            }
+            for (uint32_t j = 0; j <= i; j++)
+                dot += (double)p[j] * d[j];
+            for (uint32_t j = 0; j < T; j++)
+                d[j] = j <= i ? p[j] * (d[j] - (float)dot) * n->scale : 0.0f;
         }
-    free(dp);
+        /* dQ += dS·K;  dK += dSᵀ·Q */
+        aik_gemm_f32(false, false, T, hd, T, 1.0f, dS, T, K, kc, 1.0f, dQ, qc);
+        aik_gemm_f32(true, false, T, hd, T, 1.0f, dS, T, Q, qc, 1.0f, dK, kc);
+    }
+    free(dS);
 }
 
 /* ---- rope: rotation by +angle forward, -angle backward ---- */
 
-static void rope_rows(float *x, const aik_gnode *n, uint32_t T, float sign)
+/* cos/sin of pos·theta^(-2i/hd) for pos < max_T, i < hd/2; recomputed only
+ * when a node with another (theta, head_dim) comes along. */
+static int rope_table(aik_tape *t, const aik_gnode *n)
+{
+    uint32_t half = n->head_dim / 2;
+    if (t->rope_cos && t->rope_theta == n->theta && t->rope_hd == n->head_dim)
+        return 0;
+    free(t->rope_cos);
+    free(t->rope_sin);
+    t->rope_cos = malloc((size_t)t->max_T * half * sizeof(float));
+    t->rope_sin = malloc((size_t)t->max_T * half * sizeof(float));
+    if (!t->rope_cos || !t->rope_sin) {
+        free(t->rope_cos);
+        free(t->rope_sin);
+        t->rope_cos = t->rope_sin = NULL;
+        return -ENOMEM;
+    }
+    for (uint32_t pos = 0; pos < t->max_T; pos++)
+        for (uint32_t i = 0; i < half; i++) {
+            float ang = (float)pos * powf(n->theta, -2.0f * (float)i / (float)n->head_dim);
+            t->rope_cos[(size_t)pos * half + i] = cosf(ang);
+            t->rope_sin[(size_t)pos * half + i] = sinf(ang);
+        }
+    t->rope_theta = n->theta;
+    t->rope_hd = n->head_dim;
+    return 0;
+}
+
+/* rows: all rows of the pass; the position of row r is r % T. sign -1
+ * rotates back (the backward: the transpose of a rotation is its inverse). */
+static void rope_rows(const aik_tape *t, float *x, const aik_gnode *n, uint32_t rows, uint32_t T, float sign)
 {
     uint32_t hd = n->head_dim, half = hd / 2;
-    for (uint32_t r = 0; r < T; r++)
+    for (uint32_t r = 0; r < rows; r++) {
+        const float *cs = t->rope_cos + (size_t)(r % T) * half, *sn = t->rope_sin + (size_t)(r % T) * half;
         for (uint32_t h = 0; h < n->n_heads; h++) {
             float *v = x + (size_t)r * n->n_cols + (size_t)h * hd;
             for (uint32_t i = 0; i < half; i++) {
-                float ang = (float)r * powf(n->theta, -2.0f * (float)i / (float)hd);
-                float c = cosf(ang), s = sign * sinf(ang);
+                float c = cs[i], s = sign * sn[i];
                 uint32_t a = n->rope_mode == AIK_ROPE_NEOX ? i : 2 * i;
                 uint32_t b = n->rope_mode == AIK_ROPE_NEOX ? i + half : 2 * i + 1;
                 float x0 = v[a], x1 = v[b];
@@ -277,6 +340,7 @@ static void rope_rows(float *x, const aik_gnode *n, uint32_t T, float sign)
                 v[b] = x0 * s + x1 * c;
             }
         }
+    }
 }
 
 /* ---- matmul with optional LoRA ---- */
@@ -335,14 +399,24 @@ static void matmul_bwd(aik_tape *t, const aik_gnode *n, const float *x, const fl
 
 int aik_tape_forward(aik_tape *t, const int32_t *tokens, uint32_t T, const float **ret_logits, aik_error *err)
 {
-    const aik_graph *g = t->g;
+    return aik_tape_forward_batch(t, tokens, T, 1, ret_logits, err);
+}
 
-    if (!tokens || T == 0 || T > t->max_T)
-        return aik_fail(err, -EINVAL, "tape", "sequence of %u tokens (1..%u)", T, t->max_T);
+int aik_tape_forward_batch(aik_tape *t, const int32_t *tokens, uint32_t T_seq, uint32_t n_seq,
+                           const float **ret_logits, aik_error *err)
+{
+    const aik_graph *g = t->g;
+    uint32_t T;
+
+    if (!tokens || T_seq == 0 || T_seq > t->max_T || n_seq == 0 || n_seq > t->max_seqs)
+        return aik_fail(err, -EINVAL, "tape", "%u sequences of %u tokens (capacity %u of 1..%u)", n_seq, T_seq,
+                        t->max_seqs, t->max_T);
+    T = T_seq * n_seq; /* rows of this pass; ops that care about positions use T_seq */
     for (uint32_t i = 0; i < T; i++)
         if (tokens[i] < 0 || (uint32_t)tokens[i] >= g->hp.n_vocab)
             return aik_fail(err, -EINVAL, "tape", "token id %d at %u outside vocabulary", tokens[i], i);
-    t->T = T;
+    t->T = T_seq;
+    t->n_seq = n_seq;
     t->tokens = tokens;
     for (aik_node i = 0; i < g->n_nodes; i++) {
         const aik_gnode *n = &g->nodes[i];
@@ -399,12 +473,14 @@ int aik_tape_forward(aik_tape *t, const int32_t *tokens, uint32_t T, const float
             break;
         }
         case AIK_OP_ROPE:
+            if (rope_table(t, n) < 0)
+                return aik_fail(err, -ENOMEM, "tape", "out of memory");
             memcpy(y, a, cnt * sizeof(float));
-            rope_rows(y, n, T, 1.0f);
+            rope_rows(t, y, n, T, T_seq, 1.0f);
             break;
         case AIK_OP_ATTENTION: {
-            att_ctx c = { t, n, a, t->s[n->src[1]].act, t->s[n->src[2]].act, NULL, y, s->aux, NULL, NULL, NULL, T };
-            aik_threadpool_parallel_for(t->pool, (int)n->n_heads, att_fwd_task, &c);
+            att_ctx c = { t, n, a, t->s[n->src[1]].act, t->s[n->src[2]].act, NULL, y, s->aux, NULL, NULL, NULL, T_seq };
+            aik_threadpool_parallel_for(t->pool, (int)(n->n_heads * n_seq), att_fwd_task, &c);
             break;
         }
         case AIK_OP_SILU:
@@ -432,7 +508,7 @@ static float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
 int aik_tape_backward(aik_tape *t, const float *dlogits, aik_error *err)
 {
     const aik_graph *g = t->g;
-    uint32_t T = t->T;
+    uint32_t T = t->T * t->n_seq; /* rows */
 
     if (!dlogits || T == 0)
         return aik_fail(err, -EINVAL, "tape", "backward without a forward pass");
@@ -523,15 +599,19 @@ int aik_tape_backward(aik_tape *t, const float *dlogits, aik_error *err)
             if (!tmp)
                 return aik_fail(err, -ENOMEM, "tape", "out of memory");
             memcpy(tmp, dy, cnt * sizeof(float));
-            rope_rows(tmp, n, T, -1.0f);
+            if (rope_table(t, n) < 0) {
+                free(tmp);
+                return aik_fail(err, -ENOMEM, "tape", "out of memory");
+            }
+            rope_rows(t, tmp, n, T, t->T, -1.0f);
             aik_add(da, tmp, da, (int64_t)cnt);
             free(tmp);
             break;
         }
         case AIK_OP_ATTENTION: {
             att_ctx c = { t, n, a, t->s[bi].act, t->s[n->src[2]].act, dy, NULL, s->aux, da, t->s[bi].grad,
-                          t->s[n->src[2]].grad, T };
-            aik_threadpool_parallel_for(t->pool, (int)n->n_kv_heads, att_bwd_task, &c);
+                          t->s[n->src[2]].grad, t->T };
+            aik_threadpool_parallel_for(t->pool, (int)(n->n_kv_heads * t->n_seq), att_bwd_task, &c);
             break;
         }
         case AIK_OP_SILU:

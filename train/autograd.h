@@ -21,8 +21,13 @@
 
 typedef struct aik_tape aik_tape;
 
-/* Allocate activations and gradients for sequences of up to max_tokens. */
+/* Allocate activations and gradients for one sequence of up to max_tokens. */
 int aik_tape_new(const aik_graph *g, uint32_t max_tokens, aik_threadpool *pool, aik_tape **ret_tape, aik_error *err);
+
+/* Same, for passes of up to max_seqs sequences at once (batched: every
+ * matmul then sees max_seqs × max_tokens rows). */
+int aik_tape_new_batch(const aik_graph *g, uint32_t max_tokens, uint32_t max_seqs, aik_threadpool *pool,
+                       aik_tape **ret_tape, aik_error *err);
 void aik_tape_free(aik_tape *t);
 
 /* Make weight node w trainable: value and grad hold as many f32 as the
@@ -35,10 +40,17 @@ int aik_tape_bind_param(aik_tape *t, aik_node w, float *value, float *grad, aik_
 int aik_tape_bind_lora(aik_tape *t, aik_node w, uint32_t rank, float scale, float *A, float *B, float *dA, float *dB,
                        aik_error *err);
 
-/* Forward pass. *ret_logits: T × n_vocab, valid until the next forward. */
+/* Forward pass of one sequence. *ret_logits: T × n_vocab, valid until the
+ * next forward. */
 int aik_tape_forward(aik_tape *t, const int32_t *tokens, uint32_t T, const float **ret_logits, aik_error *err);
 
-/* Backward pass from d(loss)/d(logits) (T × n_vocab) of the last forward:
+/* Forward pass of n_seq independent sequences of T tokens each, laid out one
+ * after the other in tokens (n_seq × T); each starts at position 0 and
+ * attends only within itself. *ret_logits: (n_seq·T) × n_vocab. */
+int aik_tape_forward_batch(aik_tape *t, const int32_t *tokens, uint32_t T, uint32_t n_seq,
+                           const float **ret_logits, aik_error *err);
+
+/* Backward pass from d(loss)/d(logits) (rows × n_vocab) of the last forward:
  * accumulates into every bound gradient. */
 int aik_tape_backward(aik_tape *t, const float *dlogits, aik_error *err);
 

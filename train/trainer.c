@@ -40,7 +40,10 @@ struct aik_trainer {
     lora_pair *lora;
     size_t n_lora;
     aik_session *teacher;
-    float *dlogits;
+    uint32_t chunk;       /* sequences per forward/backward pass */
+    int32_t *in, *tgt;    /* chunk × seq_len inputs and targets */
+    float *dlogits;       /* chunk × seq_len × n_vocab */
+    float *tlogits;       /* teacher logits, same shape (distillation only) */
     uint32_t step;
 };
 
@@ -183,6 +186,9 @@ void aik_trainer_free(aik_trainer *tr)
     aik_session_free(tr->teacher);
     aik_threadpool_free(tr->pool);
     free(tr->dlogits);
+    free(tr->tlogits);
+    free(tr->in);
+    free(tr->tgt);
     free(tr);
 }
 
@@ -207,12 +213,31 @@ int aik_trainer_new(const aik_model *m, const aik_train_config *cfg, aik_trainer
     r = aik_threadpool_new((int)cfg->n_threads, &tr->pool);
     if (r < 0)
         goto fail_msg;
-    r = aik_tape_new(g, cfg->seq_len, tr->pool, &tr->tape, err);
+    /* Several sequences per pass give the GEMMs more rows; the logits
+     * (rows × vocabulary, twice with a teacher) bound how many. */
+    {
+        uint64_t rows = 2048, by_logits = (32u << 20) / m->hp.n_vocab;
+        if (rows > by_logits)
+            rows = by_logits;
+        tr->chunk = (uint32_t)(rows / cfg->seq_len);
+        if (tr->chunk < 1)
+            tr->chunk = 1;
+        if (tr->chunk > cfg->micro_batches)
+            tr->chunk = cfg->micro_batches;
+    }
+    r = aik_tape_new_batch(g, cfg->seq_len, tr->chunk, tr->pool, &tr->tape, err);
     if (r < 0)
         goto fail;
-    tr->dlogits = malloc((size_t)cfg->seq_len * m->hp.n_vocab * sizeof(float));
-    if (!tr->dlogits)
-        goto oom;
+    {
+        size_t rows = (size_t)tr->chunk * cfg->seq_len;
+        tr->dlogits = malloc(rows * m->hp.n_vocab * sizeof(float));
+        tr->in = malloc(rows * sizeof(int32_t));
+        tr->tgt = malloc(rows * sizeof(int32_t));
+        if (!tr->dlogits || !tr->in || !tr->tgt)
+            goto oom;
+        if (cfg->teacher && !(tr->tlogits = malloc(rows * m->hp.n_vocab * sizeof(float))))
+            goto oom;
+    }
 
     if (cfg->mode == AIK_TRAIN_FULL) {
         for (aik_node i = 0; i < g->n_nodes; i++) {
@@ -320,29 +345,38 @@ double aik_trainer_flops_per_token(const aik_trainer *tr)
     return f;
 }
 
-/* Forward + loss (+ backward when training) of one sequence. */
-static int one_sequence(aik_trainer *tr, const int32_t *seq, float scale, bool backward, double *ret_loss,
-                        uint32_t *ret_count, aik_error *err)
+/* Forward + loss (+ backward when training) of n sequences in one pass;
+ * seqs holds n × (seq_len + 1) tokens. */
+static int run_chunk(aik_trainer *tr, const int32_t *seqs, uint32_t n, float scale, bool backward, bool distill,
+                     double *ret_loss, uint32_t *ret_count, aik_error *err)
 {
-    uint32_t T = tr->cfg.seq_len, V = tr->m->hp.n_vocab;
+    uint32_t T = tr->cfg.seq_len, V = tr->m->hp.n_vocab, rows = n * T;
     const float *logits;
     double loss;
-    int r = aik_tape_forward(tr->tape, seq, T, &logits, err);
+    int r;
 
+    for (uint32_t b = 0; b < n; b++) {
+        memcpy(tr->in + (size_t)b * T, seqs + (size_t)b * (T + 1), T * sizeof(int32_t));
+        memcpy(tr->tgt + (size_t)b * T, seqs + (size_t)b * (T + 1) + 1, T * sizeof(int32_t));
+    }
+    r = aik_tape_forward_batch(tr->tape, tr->in, T, n, &logits, err);
     if (r < 0)
         return r;
-    if (tr->teacher) {
-        const float *tl;
+    if (distill && tr->teacher) {
         float w = tr->cfg.ce_weight;
-        aik_session_reset(tr->teacher);
-        r = aik_session_eval(tr->teacher, seq, T, T, &tl, err);
-        if (r < 0)
-            return r;
-        loss = w * aik_cross_entropy(logits, seq + 1, T, V, w * scale, backward ? tr->dlogits : NULL, ret_count);
-        loss += (1.0f - w) * aik_distill_kl(logits, tl, T, V, tr->cfg.distill_temp, (1.0f - w) * scale,
+        for (uint32_t b = 0; b < n; b++) {
+            const float *tl;
+            aik_session_reset(tr->teacher);
+            r = aik_session_eval(tr->teacher, tr->in + (size_t)b * T, T, T, &tl, err);
+            if (r < 0)
+                return r;
+            memcpy(tr->tlogits + (size_t)b * T * V, tl, (size_t)T * V * sizeof(float));
+        }
+        loss = w * aik_cross_entropy(logits, tr->tgt, rows, V, w * scale, backward ? tr->dlogits : NULL, ret_count);
+        loss += (1.0f - w) * aik_distill_kl(logits, tr->tlogits, rows, V, tr->cfg.distill_temp, (1.0f - w) * scale,
                                               backward ? tr->dlogits : NULL);
     } else {
-        loss = aik_cross_entropy(logits, seq + 1, T, V, scale, backward ? tr->dlogits : NULL, ret_count);
+        loss = aik_cross_entropy(logits, tr->tgt, rows, V, scale, backward ? tr->dlogits : NULL, ret_count);
     }
     *ret_loss = loss;
     return backward ? aik_tape_backward(tr->tape, tr->dlogits, err) : 0;
@@ -361,10 +395,11 @@ int aik_trainer_step(aik_trainer *tr, const int32_t *seqs, aik_train_stats *ret,
         return aik_fail(err, -EINVAL, "train", "no data");
     for (size_t i = 0; i < tr->n_params; i++)
         memset(tr->params[i].grad, 0, tr->params[i].n * sizeof(float));
-    for (uint32_t b = 0; b < c->micro_batches; b++) {
+    for (uint32_t b = 0; b < c->micro_batches; b += tr->chunk) {
+        uint32_t n = c->micro_batches - b < tr->chunk ? c->micro_batches - b : tr->chunk;
         double l;
         uint32_t cnt = 0;
-        r = one_sequence(tr, seqs + (size_t)b * (T + 1), scale, true, &l, &cnt, err);
+        r = run_chunk(tr, seqs + (size_t)b * (T + 1), n, scale, true, true, &l, &cnt, err);
         if (r < 0)
             return r;
         loss += l;
@@ -412,13 +447,14 @@ int aik_trainer_eval(aik_trainer *tr, const int32_t *seqs, size_t n, double *ret
 
     if (!seqs || n == 0 || !ret_loss)
         return aik_fail(err, -EINVAL, "train.eval", "no data");
-    for (size_t i = 0; i < n; i++) {
-        const float *logits;
-        uint32_t cnt = 0;
-        int r = aik_tape_forward(tr->tape, seqs + i * (T + 1), T, &logits, err);
+    for (size_t i = 0; i < n; i += tr->chunk) {
+        uint32_t k = n - i < tr->chunk ? (uint32_t)(n - i) : tr->chunk, cnt = 0;
+        double l;
+        /* plain cross-entropy, whatever the training loss mixes in */
+        int r = run_chunk(tr, seqs + i * (T + 1), k, 1.0f, false, false, &l, &cnt, err);
         if (r < 0)
             return r;
-        total += aik_cross_entropy(logits, seqs + i * (T + 1) + 1, T, tr->m->hp.n_vocab, 1.0f, NULL, &cnt);
+        total += l;
         count += cnt;
     }
     *ret_loss = count ? total / (double)count : 0.0;

@@ -204,6 +204,54 @@ START_TEST(test_whole_model_gradients)
 }
 END_TEST
 
+/* Two sequences in one pass = two separate passes: same logits, and the
+ * gradients of the batch are the sums of the separate ones. */
+START_TEST(test_batched_equals_separate)
+{
+    aik_layer_hparams layers[2] = { { 4, 2, 24 }, { 2, 1, 16 } };
+    aik_model_hparams hp = { .struct_size = sizeof(hp), .model_type = 1, .n_vocab = 13, .dim = 16, .n_layers = 2,
+                             .head_dim = 4, .ctx_len = 16, .rope_theta = 10000.0f, .norm_eps = 1e-5f,
+                             .layers = layers };
+    params one = { 0 }, two = { 0 };
+    aik_error err;
+    int32_t tok[12] = { 1, 5, 12, 0, 7, 5, 3, 3, 9, 2, 11, 4 };
+    const float *lg;
+    enum { V13 = 13 };
+    float sep_logits[12 * V13], dl[12 * V13];
+
+    ck_assert_int_eq(aik_graph_build(&aik_llama_arch_ops, &hp, NULL, &one.g, &err), 0);
+    ck_assert_int_eq(aik_graph_build(&aik_llama_arch_ops, &hp, NULL, &two.g, &err), 0);
+    ck_assert_int_eq(aik_tape_new(one.g, 6, NULL, &one.tape, &err), 0);
+    ck_assert_int_eq(aik_tape_new_batch(two.g, 6, 2, NULL, &two.tape, &err), 0);
+    rng = 99;
+    bind_all(&one, 0.4f);
+    rng = 99;
+    bind_all(&two, 0.4f);
+    for (int k = 0; k < 12 * V13; k++)
+        dl[k] = 0.01f * frand();
+    /* separate passes: accumulate both sequences' gradients */
+    for (int q = 0; q < 2; q++) {
+        ck_assert_int_eq(aik_tape_forward(one.tape, tok + 6 * q, 6, &lg, &err), 0);
+        memcpy(sep_logits + 6 * q * V13, lg, 6 * V13 * sizeof(float));
+        ck_assert_int_eq(aik_tape_backward(one.tape, dl + 6 * q * V13, &err), 0);
+    }
+    ck_assert_int_eq(aik_tape_forward_batch(two.tape, tok, 6, 2, &lg, &err), 0);
+    for (int k = 0; k < 12 * V13; k++)
+        ck_assert_msg(fabsf(lg[k] - sep_logits[k]) <= 1e-5f * (1 + fabsf(sep_logits[k])), "logit %d: %g vs %g", k,
+                      lg[k], sep_logits[k]);
+    ck_assert_int_eq(aik_tape_backward(two.tape, dl, &err), 0);
+    for (aik_node i = 0; i < one.g->n_nodes; i++)
+        for (uint64_t k = 0; one.val[i] && k < one.n[i]; k++)
+            ck_assert_msg(fabsf(one.grad[i][k] - two.grad[i][k]) <= 1e-5f * (1 + fabsf(one.grad[i][k])),
+                          "%s[%llu]: %g vs %g", one.g->nodes[i].name, (unsigned long long)k, one.grad[i][k],
+                          two.grad[i][k]);
+    /* capacity is enforced */
+    ck_assert_int_eq(aik_tape_forward_batch(two.tape, tok, 6, 3, &lg, &err), -EINVAL);
+    free_params(&one);
+    free_params(&two);
+}
+END_TEST
+
 START_TEST(test_lora_gradients)
 {
     /* LoRA on a frozen base: only A and B move; check them by FD. */
@@ -279,6 +327,7 @@ int main(void)
     tcase_add_loop_test(tc, test_op_gradients, 0, OP_N);
     tcase_add_test(tc, test_whole_model_gradients);
     tcase_add_test(tc, test_lora_gradients);
+    tcase_add_test(tc, test_batched_equals_separate);
     tcase_add_test(tc, test_distill_gradient);
     suite_add_tcase(s, tc);
     return aik_test_run(s);
