@@ -421,6 +421,7 @@ static const char *const check_names[] = {
     [AIK_ADAPTER_ERR_INDEX_ORDER] = "index_not_sorted",
     [AIK_ADAPTER_ERR_INDEX_DUPLICATE] = "index_duplicate",
     [AIK_ADAPTER_ERR_RANK] = "invalid_rank",
+    [AIK_ADAPTER_ERR_ARGUMENT] = "invalid_argument",
 };
 
 const char *aik_adapter_check_name(aik_adapter_check_result r)
@@ -454,8 +455,8 @@ aik_adapter_check_result aik_adapter_check(const aik_adapter *a, const aik_slm *
     uint64_t at;
 
     if (!a || !pkg) {
-        aik_fail(err, -EINVAL, NULL, "no adapter or package");
-        return AIK_ADAPTER_ERR_TENSOR_COUNT;
+        aik_fail(err, -EINVAL, NULL, "invalid_argument: no adapter or package");
+        return AIK_ADAPTER_ERR_ARGUMENT;
     }
     if (a->id.tensor_count != pkg->hdr.tensor_count)
         REJECT(AIK_ADAPTER_ERR_TENSOR_COUNT, "header.tensor_count", "adapter %u, model %u", a->id.tensor_count,

@@ -136,6 +136,7 @@ typedef enum aik_adapter_check_result {
     AIK_ADAPTER_ERR_INDEX_ORDER = 10,       /* ASP1 indices not ascending */
     AIK_ADAPTER_ERR_INDEX_DUPLICATE = 11,   /* ASP1 index repeated */
     AIK_ADAPTER_ERR_RANK = 12,              /* ALR1 rank 0 or > min(in, out), or not 2-D */
+    AIK_ADAPTER_ERR_ARGUMENT = 13,          /* NULL adapter or package */
 } aik_adapter_check_result;
 
 /* Stable lower-case name ("tensor_count_mismatch", ...), "?" if unknown. */

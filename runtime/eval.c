@@ -529,7 +529,7 @@ int aik_eval_sidecar_parse(const char *json, size_t len, aik_eval_sidecar *ret_s
         r = aik_fail(err, -EINVAL, "generated_at_utc", "must be YYYY-MM-DDTHH:MM:SSZ");
         goto out;
     }
-    *ret_sidecar = s;
+    memcpy(ret_sidecar, &s, sizeof(s)); /* padding included: callers may compare records bytewise */
     r = 0;
 out:
     json_decref(o);

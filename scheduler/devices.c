@@ -62,7 +62,7 @@ static void add_cpu(aik_device_list *l)
              aik_cpu_isa_name(aik_cpu_active_isa()), aik_cpu_isa_name(aik_cpu_detect()));
 }
 
-static void add_vulkan(aik_device_list *l)
+static void add_vulkan(aik_device_list *l, unsigned flags)
 {
 #ifdef AIK_HAVE_VULKAN
     aik_error err = { 0 };
@@ -85,6 +85,8 @@ static void add_vulkan(aik_device_list *l)
             continue;
         }
         *d = (aik_device_entry){ .source = AIK_DEVICE_SRC_VULKAN, .index = (uint32_t)i };
+        if ((flags & AIK_DEVICES_BENCHMARK) && aik_vk_benchmark(vk, &err) < 0)
+            snprintf(l->vulkan_note, sizeof(l->vulkan_note), "device %d benchmark failed: %s", i, err.message);
         d->info.struct_size = sizeof(d->info);
         aik_vk_get_info(vk, &d->info);
         memcpy(d->detail, d->info.driver, sizeof(d->info.driver)); /* NUL-terminated, shorter than detail */
@@ -92,6 +94,7 @@ static void add_vulkan(aik_device_list *l)
         l->n++;
     }
 #else
+    (void)flags;
     snprintf(l->vulkan_note, sizeof(l->vulkan_note),
              "built without Vulkan (no libvulkan development files or no glslc at configure time)");
 #endif
@@ -145,13 +148,13 @@ static void add_accel(aik_device_list *l, const char *dir)
         snprintf(l->accel_note, sizeof(l->accel_note), "%s holds no accel nodes", dir);
 }
 
-int aik_devices_discover(const char *accel_dir, aik_device_list *ret_list)
+int aik_devices_discover(const char *accel_dir, unsigned flags, aik_device_list *ret_list)
 {
     if (!ret_list)
         return -EINVAL;
     memset(ret_list, 0, sizeof(*ret_list));
     add_cpu(ret_list);
-    add_vulkan(ret_list);
+    add_vulkan(ret_list, flags);
     add_accel(ret_list, accel_dir ? accel_dir : "/dev/accel");
     return 0;
 }

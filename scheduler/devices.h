@@ -36,10 +36,15 @@ typedef struct aik_device_list {
     char accel_note[256];   /* why no /dev/accel node is listed ("" when some are) */
 } aik_device_list;
 
+enum {
+    AIK_DEVICES_BENCHMARK = 1u << 0, /* run each backend's benchmark: measured_* filled (slower) */
+};
+
 /* Probe every source. accel_dir is the directory to scan (NULL:
- * "/dev/accel"; tests point it elsewhere). Missing sources are not errors:
- * they are explained in the notes. Returns 0 or -EINVAL. */
-int aik_devices_discover(const char *accel_dir, aik_device_list *ret_list);
+ * "/dev/accel"; tests point it elsewhere). flags: AIK_DEVICES_*. Missing
+ * sources are not errors: they are explained in the notes. Returns 0 or
+ * -EINVAL. */
+int aik_devices_discover(const char *accel_dir, unsigned flags, aik_device_list *ret_list);
 
 /* "cpu", "gpu", "npu". */
 const char *aik_backend_kind_name(uint32_t kind);

@@ -50,6 +50,10 @@ int aik_vk_buffer_download(aik_vk *vk, aik_vk_buffer *buf, uint64_t offset, void
 /* Execute a segment (synchronous). */
 int aik_vk_execute(aik_vk *vk, const aik_backend_segment *seg, aik_error *err);
 
+/* Time an f32 matmul and an add (best of three, submission included) and
+ * report them as measured_gflops / measured_gbps in aik_vk_get_info. */
+int aik_vk_benchmark(aik_vk *vk, aik_error *err);
+
 /* Bytes currently sub-allocated and reserved in VkDeviceMemory blocks. */
 uint64_t aik_vk_bytes_used(const aik_vk *vk);
 uint64_t aik_vk_bytes_reserved(const aik_vk *vk);

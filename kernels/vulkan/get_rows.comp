@@ -8,7 +8,7 @@ layout(constant_id = 0) const uint DTYPE = 0u;
 layout(std430, binding = 0) readonly buffer Wb { uint w_words[]; };
 layout(std430, binding = 1) readonly buffer Tb { int tokens[]; };
 layout(std430, binding = 2) writeonly buffer Yb { float y[]; };
-layout(push_constant) uniform P { uint n_cols; uint rows; } p;
+layout(push_constant) uniform P { uint n_cols; uint rows; uint n_table_rows; } p;
 #include "common.glsl"
 
 void main()
@@ -16,6 +16,12 @@ void main()
     uint c = gl_GlobalInvocationID.x, r = gl_GlobalInvocationID.y;
     if (c >= p.n_cols || r >= p.rows)
         return;
+    // The host validates ids; an id outside the table still must not read
+    // outside the buffer (no robustBufferAccess in core Vulkan): zeros.
+    if (tokens[r] < 0 || uint(tokens[r]) >= p.n_table_rows) {
+        y[r * p.n_cols + c] = 0.0;
+        return;
+    }
     uint rb = uint(tokens[r]) * row_bytes(DTYPE, p.n_cols);
     float v;
     if (DTYPE == DT_F32) {

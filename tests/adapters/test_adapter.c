@@ -19,6 +19,9 @@
 #include "loader/adapter.h"
 #include "loader/slm.h"
 #include "runtime/adapter_merge.h"
+#include "runtime/model.h"
+#include "train/adapter_lora.h"
+#include "train/trainer.h"
 #include "../engine/tiny_model.h"
 #include "testutil.h"
 
@@ -347,6 +350,14 @@ START_TEST(test_duplicate_and_trailing)
     reseal(big, len + 3);
     expect_parse_fail(big, len + 3, -EINVAL, "payload");
     free(big);
+    /* A newer minor version is readable (same major: compatible layout). */
+    put(buf + H_VMIN, 2, 7);
+    {
+        aik_adapter *b = NULL;
+        ck_assert_int_eq(aik_adapter_parse(buf, len, &b, &err), 0);
+        ck_assert_uint_eq(b->version_minor, 7);
+        aik_adapter_free(b);
+    }
     free(buf);
     aik_adapter_free(a);
     aik_slm_close(pkg);
@@ -469,7 +480,8 @@ END_TEST
 
 START_TEST(test_check_names_distinct)
 {
-    for (int i = 0; i <= AIK_ADAPTER_ERR_RANK; i++) {
+    ck_assert_int_eq(aik_adapter_check(NULL, NULL, NULL), AIK_ADAPTER_ERR_ARGUMENT);
+    for (int i = 0; i <= AIK_ADAPTER_ERR_ARGUMENT; i++) {
         ck_assert_str_ne(aik_adapter_check_name((aik_adapter_check_result)i), "?");
         for (int j = 0; j < i; j++)
             ck_assert_str_ne(aik_adapter_check_name((aik_adapter_check_result)i),
@@ -624,14 +636,14 @@ START_TEST(test_merge_rejects_incompatible)
     struct stat st;
     aik_error err;
 
-    bad->tensors[0].indices[1] = 0;
+    bad->tensors[0].indices[2] = 1; /* 0 3 1 ... */
     snprintf(path, sizeof(path), "%s/never.slm", g_dir);
     ck_assert_int_eq(aik_adapter_merge(base, list, 2, path, &err), -EINVAL);
     ck_assert(strstr(err.where, "adapter[1]") != NULL);
     ck_assert(strstr(err.message, "index_not_sorted") != NULL);
     ck_assert_int_eq(stat(path, &st), -1);
     /* A delta that overflows to infinity is refused too. */
-    bad->tensors[0].indices[1] = 3;
+    bad->tensors[0].indices[2] = 17;
     good->tensors[0].dense[0] = 3e38f;
     bad->tensors[0].deltas[0] = 3e38f;
     ck_assert_int_eq(aik_adapter_merge(base, list, 2, path, &err), -ERANGE);
@@ -639,6 +651,115 @@ START_TEST(test_merge_rejects_incompatible)
     aik_adapter_free(good);
     aik_adapter_free(bad);
     aik_slm_close(base);
+}
+END_TEST
+
+
+/* The distillation pipeline's path: train LoRA pairs, save ALR1, load it,
+ * validate against the base, merge: W' = W + alpha/rank · B·A for every pair. */
+START_TEST(test_trainer_lora_to_alr1)
+{
+    static const char *const targets[] = { "attn_q.weight", "attn_v.weight" };
+    aik_model *m = NULL;
+    aik_trainer *tr = NULL;
+    aik_train_config cfg;
+    aik_train_stats st;
+    aik_adapter *a = NULL;
+    const aik_adapter *list[1];
+    aik_slm *out;
+    char apath[600], mpath[600];
+    aik_error err;
+    int32_t seqs[2 * 17];
+    uint64_t s = 5;
+
+    ck_assert_int_eq(aik_model_open(g_f32, AIK_SLM_VERIFY_CHECKSUMS, NULL, &m, &err), 0);
+    aik_train_config_default(&cfg);
+    cfg.mode = AIK_TRAIN_LORA;
+    cfg.seq_len = 16;
+    cfg.micro_batches = 2;
+    cfg.steps = 3;
+    cfg.warmup_steps = 0;
+    cfg.lr = 1e-2f;
+    cfg.n_threads = 1;
+    cfg.lora_rank = 4;
+    cfg.lora_alpha = 8.0f;
+    cfg.lora_targets = targets;
+    cfg.n_lora_targets = 2;
+    ck_assert_msg(aik_trainer_new(m, &cfg, &tr, &err) == 0, "%s: %s", err.where, err.message);
+    for (int step = 0; step < 3; step++) {
+        for (size_t i = 0; i < sizeof(seqs) / sizeof(seqs[0]); i++)
+            seqs[i] = (int32_t)(frand(&s) * 1000.0f + 128.0f) & 0xff;
+        ck_assert_msg(aik_trainer_step(tr, seqs, &st, &err) == 0, "%s: %s", err.where, err.message);
+    }
+    snprintf(apath, sizeof(apath), "%s/lora.alr", g_dir);
+    ck_assert_msg(aik_trainer_write_alr1(tr, m->pkg, apath, &err) == 0, "%s: %s", err.where, err.message);
+    ck_assert_int_eq(aik_adapter_load(apath, &a, NULL, &err), 0);
+    ck_assert_int_eq(a->kind, AIK_ADAPTER_LOWRANK);
+    ck_assert_uint_eq(a->n_tensors, aik_trainer_lora_count(tr));
+    ck_assert_uint_eq(a->n_tensors, 2 * m->pkg->hdr.n_layers);
+    ck_assert_int_eq(aik_adapter_check(a, m->pkg, &err), AIK_ADAPTER_COMPATIBLE);
+    list[0] = a;
+    snprintf(mpath, sizeof(mpath), "%s/lora-merged.slm", g_dir);
+    ck_assert_int_eq(aik_adapter_merge(m->pkg, list, 1, mpath, &err), 0);
+    out = open_pkg(mpath);
+    for (size_t i = 0; i < aik_trainer_lora_count(tr); i++) {
+        const char *name;
+        uint32_t rank;
+        float alpha;
+        const float *A, *B;
+        uint64_t in, outd;
+        float *bv, *mv;
+        double maxd = 0;
+
+        ck_assert_int_eq(aik_trainer_lora_get(tr, i, &name, &rank, &alpha, &A, &B, &in, &outd), 0);
+        bv = tensor_f32(aik_slm_find(m->pkg, name));
+        mv = tensor_f32(aik_slm_find(out, name));
+        for (uint64_t o = 0; o < outd; o++)
+            for (uint64_t j = 0; j < in; j++) {
+                double acc = 0;
+                for (uint32_t r = 0; r < rank; r++)
+                    acc += (double)B[o * rank + r] * A[r * in + j];
+                acc = bv[o * in + j] + alpha / rank * acc;
+                ck_assert_msg(fabs(mv[o * in + j] - acc) < 1e-5, "%s[%llu][%llu]", name, (unsigned long long)o,
+                              (unsigned long long)j);
+                maxd = fmax(maxd, fabs((double)mv[o * in + j] - bv[o * in + j]));
+            }
+        /* after three steps B is no longer zero: the merge changed something */
+        ck_assert_msg(maxd > 0, "%s unchanged", name);
+        free(bv);
+        free(mv);
+    }
+    aik_slm_close(out);
+
+    /* End to end: the merged package computes what the trainer's base +
+     * LoRA computes (same loss on the same tokens), which pins the ALR1
+     * convention (A rank×in, B out×rank, alpha/rank) to the trainer's. */
+    {
+        aik_model *mm = NULL;
+        aik_trainer *full = NULL;
+        aik_train_config fc;
+        double l_lora, l_merged, l_base;
+        aik_trainer *base_tr = NULL;
+
+        ck_assert_int_eq(aik_trainer_eval(tr, seqs, 2, &l_lora, &err), 0);
+        ck_assert_int_eq(aik_model_open(mpath, AIK_SLM_VERIFY_CHECKSUMS, NULL, &mm, &err), 0);
+        fc = cfg;
+        fc.mode = AIK_TRAIN_FULL;
+        ck_assert_msg(aik_trainer_new(mm, &fc, &full, &err) == 0, "%s: %s", err.where, err.message);
+        ck_assert_int_eq(aik_trainer_eval(full, seqs, 2, &l_merged, &err), 0);
+        ck_assert_msg(fabs(l_lora - l_merged) < 1e-4 * fabs(l_lora), "lora %g merged %g", l_lora, l_merged);
+        /* and it is not the base's loss (the comparison can fail) */
+        ck_assert_msg(aik_trainer_new(m, &fc, &base_tr, &err) == 0, "%s: %s", err.where, err.message);
+        ck_assert_int_eq(aik_trainer_eval(base_tr, seqs, 2, &l_base, &err), 0);
+        ck_assert_msg(fabs(l_base - l_merged) > 10 * fabs(l_lora - l_merged), "base %g merged %g lora %g", l_base,
+                      l_merged, l_lora);
+        aik_trainer_free(base_tr);
+        aik_trainer_free(full);
+        aik_model_free(mm);
+    }
+    aik_adapter_free(a);
+    aik_trainer_free(tr);
+    aik_model_free(m);
 }
 END_TEST
 
@@ -710,6 +831,7 @@ int main(int argc, char **argv)
     tcase_add_test(tc, test_merge_quantized);
     tcase_add_test(tc, test_merge_two_adapters_in_order);
     tcase_add_test(tc, test_merge_rejects_incompatible);
+    tcase_add_test(tc, test_trainer_lora_to_alr1);
     suite_add_tcase(s, tc);
     return aik_test_run(s);
 }

@@ -32,5 +32,8 @@ int aikctl_cmd_resolve(int argc, char **argv);
 int aikctl_cmd_tokenize(int argc, char **argv);
 int aikctl_cmd_import(int argc, char **argv);
 int aikctl_cmd_export(int argc, char **argv);
+int aikctl_cmd_devices(int argc, char **argv);
+int aikctl_cmd_adapter(int argc, char **argv);
+int aikctl_cmd_eval(int argc, char **argv);
 
 #endif
