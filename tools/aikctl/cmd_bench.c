@@ -23,6 +23,9 @@
 #include "kernels/cpu/cpu_kernels.h"
 #include "runtime/generate.h"
 #include "tools/aikctl/aikctl.h"
+#ifdef AIK_HAVE_VULKAN
+#include "scheduler/vulkan_backend.h"
+#endif
 
 static double now_s(void)
 {
@@ -59,21 +62,50 @@ static uint64_t xorshift(uint64_t *x)
     return *x;
 }
 
+/* What runs the model: a CPU session or a Vulkan executor. */
+typedef struct runner {
+    aik_session *cpu;
+#ifdef AIK_HAVE_VULKAN
+    aik_vk *vk;
+    aik_vk_exec *vx;
+#endif
+} runner;
+
+static void runner_reset(runner *rn)
+{
+#ifdef AIK_HAVE_VULKAN
+    if (rn->vx) {
+        aik_vk_exec_truncate(rn->vx, 0);
+        return;
+    }
+#endif
+    aik_session_reset(rn->cpu);
+}
+
+static int runner_eval(runner *rn, const int32_t *toks, uint32_t n, const float **lg, aik_error *err)
+{
+#ifdef AIK_HAVE_VULKAN
+    if (rn->vx)
+        return aik_vk_exec_run(rn->vx, toks, n, 1, lg, err);
+#endif
+    return aik_session_eval(rn->cpu, toks, n, 1, lg, err);
+}
+
 /* One measurement: tokens/s of pp (batch) or tg (one by one). */
-static int measure(aik_session *s, const int32_t *toks, uint32_t n, bool batch, double *ret_tps, aik_error *err)
+static int measure(runner *rn, const int32_t *toks, uint32_t n, bool batch, double *ret_tps, aik_error *err)
 {
     const float *lg;
     double t0;
     int r;
 
-    aik_session_reset(s);
+    runner_reset(rn);
     t0 = now_s();
     if (batch) {
-        r = aik_session_eval(s, toks, n, 1, &lg, err);
+        r = runner_eval(rn, toks, n, &lg, err);
     } else {
         r = 0;
         for (uint32_t i = 0; i < n && r == 0; i++)
-            r = aik_session_eval(s, toks + i, 1, 1, &lg, err);
+            r = runner_eval(rn, toks + i, 1, &lg, err);
     }
     if (r < 0)
         return r;
@@ -83,7 +115,7 @@ static int measure(aik_session *s, const int32_t *toks, uint32_t n, bool batch, 
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: aikctl bench PKG [-p N] [-n N] [-r N] [-t N] [--isa scalar|avx2|avx512] [--device cpu] [--json]\n"
+    fprintf(f, "usage: aikctl bench PKG [-p N] [-n N] [-r N] [-t N] [--isa scalar|avx2|avx512] [--device cpu|vulkan[N]] [--json]\n"
                "  -p N  prompt tokens for ppN (default 512, 0 = skip)\n"
                "  -n N  generated tokens for tgN (default 128, 0 = skip)\n"
                "  -r N  repetitions (default 5)\n"
@@ -99,8 +131,10 @@ int aikctl_cmd_bench(int argc, char **argv)
     };
     uint32_t n_pp = 512, n_tg = 128, reps = 5, threads = 0;
     bool json = false;
+    const char *device = "cpu";
     aik_model *m = NULL;
     aik_session *s = NULL;
+    runner rn = { 0 };
     aik_error err;
     int32_t *toks = NULL;
     double *pp = NULL, *tg = NULL;
@@ -124,9 +158,10 @@ int aikctl_cmd_bench(int argc, char **argv)
             break;
         }
         case O_DEVICE:
-            if (strcmp(optarg, "cpu") != 0) {
-                fprintf(stderr, "aikctl bench: device '%s' not available in this build (cpu only)\n", optarg);
-                return 1;
+            device = optarg;
+            if (strcmp(device, "cpu") != 0 && strncmp(device, "vulkan", 6) != 0) {
+                fprintf(stderr, "aikctl bench: unknown device '%s' (cpu, vulkan, vulkanN)\n", device);
+                return 2;
             }
             break;
         case 'h': usage(stdout); return 0;
@@ -147,10 +182,23 @@ int aikctl_cmd_bench(int argc, char **argv)
         goto out;
     }
     aik_session_config sc = { .n_threads = threads, .ctx_len = need, .batch = n_pp ? n_pp : 1 };
-    if (aik_session_new(m, &sc, &s, &err) < 0) {
+    if (strncmp(device, "vulkan", 6) == 0) {
+#ifdef AIK_HAVE_VULKAN
+        aik_vk_exec_config vc = { .max_batch = sc.batch, .ctx_len = need };
+        if (aik_vk_open((uint32_t)strtoul(device + 6, NULL, 10), &rn.vk, &err) < 0 ||
+            aik_vk_exec_new(rn.vk, m->graph, &vc, &rn.vx, &err) < 0) {
+            aikctl_print_error(device, &err);
+            goto out;
+        }
+#else
+        fprintf(stderr, "aikctl bench: this build has no Vulkan backend (Vulkan loader or glslc missing at build time)\n");
+        goto out;
+#endif
+    } else if (aik_session_new(m, &sc, &s, &err) < 0) {
         aikctl_print_error("session", &err);
         goto out;
     }
+    rn.cpu = s;
     toks = malloc(need * sizeof(int32_t));
     pp = calloc(reps, sizeof(double));
     tg = calloc(reps, sizeof(double));
@@ -162,13 +210,13 @@ int aikctl_cmd_bench(int argc, char **argv)
 
     /* warm-up: page in the weights, spin up the threads */
     double dummy;
-    if (measure(s, toks, n_pp ? n_pp : n_tg, n_pp != 0, &dummy, &err) < 0) {
+    if (measure(&rn, toks, n_pp ? n_pp : n_tg, n_pp != 0, &dummy, &err) < 0) {
         aikctl_print_error("bench", &err);
         goto out;
     }
     for (uint32_t r = 0; r < reps; r++) {
-        if ((n_pp && measure(s, toks, n_pp, true, &pp[r], &err) < 0) ||
-            (n_tg && measure(s, toks, n_tg, false, &tg[r], &err) < 0)) {
+        if ((n_pp && measure(&rn, toks, n_pp, true, &pp[r], &err) < 0) ||
+            (n_tg && measure(&rn, toks, n_tg, false, &tg[r], &err) < 0)) {
             aikctl_print_error("bench", &err);
             goto out;
         }
@@ -181,7 +229,7 @@ int aikctl_cmd_bench(int argc, char **argv)
     int nthreads = (int)(threads ? threads : (uint32_t)sysconf(_SC_NPROCESSORS_ONLN));
 
     if (json) {
-        json_t *o = json_pack("{s:s, s:s, s:i, s:I, s:I, s:I, s:s}", "model", argv[optind], "backend", "cpu",
+        json_t *o = json_pack("{s:s, s:s, s:i, s:I, s:I, s:I, s:s}", "model", argv[optind], "backend", device,
                               "threads", nthreads, "params", (json_int_t)m->pkg->hdr.parameter_count,
                               "weight_bytes", (json_int_t)wbytes, "peak_rss_bytes", (json_int_t)ru.ru_maxrss * 1024,
                               "isa", aik_cpu_isa_name(aik_cpu_active_isa()));
@@ -198,8 +246,8 @@ int aikctl_cmd_bench(int argc, char **argv)
         free(txt);
         json_decref(o);
     } else {
-        printf("model: %s  params: %llu  weights: %.1f MiB  threads: %d  isa: %s\n", argv[optind],
-               (unsigned long long)m->pkg->hdr.parameter_count, (double)wbytes / 1048576.0, nthreads,
+        printf("model: %s  params: %llu  weights: %.1f MiB  device: %s  threads: %d  isa: %s\n", argv[optind],
+               (unsigned long long)m->pkg->hdr.parameter_count, (double)wbytes / 1048576.0, device, nthreads,
                aik_cpu_isa_name(aik_cpu_active_isa()));
         printf("%-8s %12s %12s %12s %14s\n", "test", "t/s median", "t/s min", "t/s max", "weight GB/s");
         if (n_pp)
@@ -214,6 +262,10 @@ out:
     free(toks);
     free(pp);
     free(tg);
+#ifdef AIK_HAVE_VULKAN
+    aik_vk_exec_free(rn.vx);
+    aik_vk_close(rn.vk);
+#endif
     aik_session_free(s);
     aik_model_free(m);
     return rc;
