@@ -27,6 +27,7 @@
 #include "loader/module.h"
 #include "runtime/generate.h"
 #include "runtime/model.h"
+#include "runtime/replay.h"
 
 #ifndef AIK_DEFAULT_MODULE_STORE
 #define AIK_DEFAULT_MODULE_STORE "/usr/lib/aik/modules"
@@ -67,6 +68,8 @@ struct aik_kernel {
     uint64_t resident_bytes, budget, loads, clock;
     uint32_t n_threads;
     bool developer;
+    aik_replay_log *replay;       /* opt-in record of served requests */
+    pthread_mutex_t replay_lock;
 };
 
 static double ms_since(const struct timespec *t0)
@@ -152,6 +155,7 @@ AIK_EXPORT int aik_kernel_open(const aik_kernel_config *cfg, aik_kernel **ret, a
         return aik_fail(err, -ENOMEM, "kernel", "out of memory");
     pthread_mutex_init(&k->lock, NULL);
     pthread_mutex_init(&k->graph_lock, NULL);
+    pthread_mutex_init(&k->replay_lock, NULL);
     k->budget = c.memory_budget;
     k->n_threads = c.n_threads;
     k->developer = c.developer_mode;
@@ -169,6 +173,11 @@ AIK_EXPORT int aik_kernel_open(const aik_kernel_config *cfg, aik_kernel **ret, a
     r = aik_capgraph_check(k->graph, err);
     if (r < 0)
         goto fail;
+    if (c.replay_log) {
+        r = aik_replay_open(c.replay_log, c.replay_max_bytes ? c.replay_max_bytes : 64u << 20, 4, &k->replay, err);
+        if (r < 0)
+            goto fail;
+    }
     *ret = k;
     return 0;
 fail:
@@ -200,6 +209,8 @@ AIK_EXPORT void aik_kernel_close(aik_kernel *k)
     free(k->dirs);
     aik_trust_free(k->trust);
     aik_capgraph_free(k->graph);
+    aik_replay_close(k->replay);
+    pthread_mutex_destroy(&k->replay_lock);
     pthread_mutex_destroy(&k->lock);
     pthread_mutex_destroy(&k->graph_lock);
     free(k);
@@ -494,6 +505,23 @@ AIK_EXPORT int aik_submit(aik_kernel *k, const char *intent, const char *input, 
         }
         gen.text_len = len;
         gen.text[len] = '\0';
+    }
+    if (k->replay) {
+        uint8_t digests[AIK_RESULT_MAX_MODULES][32];
+        for (uint32_t i = 0; i < res->n_modules; i++)
+            aik_sha256_from_hex(res->modules[i].digest, digests[i]);
+        aik_replay_record rec = { .time_unix_ms = (uint64_t)time(NULL) * 1000,
+                                  .intent = intent, .intent_len = strlen(intent),
+                                  .input = input, .input_len = strlen(input),
+                                  .output = gen.text, .output_len = gen.text_len,
+                                  .digests = (const uint8_t(*)[32])digests, .n_digests = res->n_modules,
+                                  .prompt_ms = gen.prompt_ms, .gen_ms = gen.gen_ms,
+                                  .n_prompt_tokens = gen.n_prompt, .n_gen_tokens = (uint32_t)gen.n_tokens };
+        pthread_mutex_lock(&k->replay_lock);
+        r = aik_replay_append(k->replay, &rec, err);
+        pthread_mutex_unlock(&k->replay_lock);
+        if (r < 0)
+            goto out;
     }
     res->text = gen.text;
     res->text_len = gen.text_len;

@@ -41,6 +41,9 @@ typedef struct aik_kernel_config {
     uint64_t memory_budget;   /* bytes of resident modules before idle ones are unloaded; 0: unlimited */
     uint32_t n_threads;       /* compute threads per request; 0: one per core */
     bool developer_mode;      /* accept unsigned modules (each load is reported as a warning) */
+    const char *replay_log;   /* opt-in: record every served request (intent, input, output, module
+                                 digests, timings) in this checksummed log, mode 0600; NULL: off */
+    uint64_t replay_max_bytes; /* rotate the log past this size; 0: 64 MiB */
 } aik_kernel_config;
 
 /* Open a kernel: read the module store's profiles into the capability graph

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "aik/kernel.h"
+#include "runtime/replay.h"
 #include "testutil.h"
 
 static const char *store, *trust;
@@ -231,6 +232,46 @@ START_TEST(test_tampered_module_refused)
 }
 END_TEST
 
+static int count_record(void *user, uint64_t index, const aik_replay_record *rec)
+{
+    int *n = user;
+    (void)index;
+    ck_assert_uint_eq(rec->n_digests, 2);
+    ck_assert_uint_gt(rec->output_len + 1, 0);
+    ck_assert_mem_eq(rec->intent, "lexicon.define", rec->intent_len);
+    (*n)++;
+    return 0;
+}
+
+START_TEST(test_replay_log_opt_in)
+{
+    char *dir = aik_test_tmpdir(), *log;
+    ck_assert_int_ge(asprintf(&log, "%s/replay.log", dir), 0);
+    aik_kernel_config c = { .struct_size = sizeof(c), .module_store = store, .trust_store = trust,
+                            .n_threads = 1, .replay_log = log };
+    aik_kernel *k;
+    aik_result *r;
+    aik_error err;
+    struct stat st;
+    ck_assert_int_eq(aik_kernel_open(&c, &k, &err), 0);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(aik_submit(k, "lexicon.define", "stone", NULL, &r, &err), 0);
+        aik_result_free(r);
+    }
+    aik_kernel_close(k);
+    ck_assert_int_eq(stat(log, &st), 0);
+    ck_assert_uint_eq(st.st_mode & 0777, 0600);
+    aik_replay_scan_result sr;
+    int n = 0;
+    ck_assert_int_eq(aik_replay_scan_file(log, count_record, &n, &sr, &err), 0);
+    ck_assert(!sr.damaged);
+    ck_assert_int_eq(n, 3);
+    aik_test_rmtree(dir);
+    free(dir);
+    free(log);
+}
+END_TEST
+
 int main(int argc, char **argv)
 {
     if (argc != 3) {
@@ -247,6 +288,7 @@ int main(int argc, char **argv)
     tcase_add_test(tc, test_lru_unload_under_budget);
     tcase_add_test(tc, test_concurrent_equals_sequential);
     tcase_add_test(tc, test_tampered_module_refused);
+    tcase_add_test(tc, test_replay_log_opt_in);
     suite_add_tcase(s, tc);
     return aik_test_run(s);
 }

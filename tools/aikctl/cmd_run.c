@@ -17,13 +17,14 @@ static int stream(void *user, const char *text, size_t len)
 
 int aikctl_cmd_run(int argc, char **argv)
 {
-    enum { O_STORE = 256, O_TRUST, O_DEV, O_STREAM, O_QUIET };
+    enum { O_STORE = 256, O_TRUST, O_DEV, O_STREAM, O_QUIET, O_REPLAY };
     static const struct option opts[] = {
         { "store", required_argument, 0, O_STORE }, { "trust", required_argument, 0, O_TRUST },
         { "developer", no_argument, 0, O_DEV },     { "stream", no_argument, 0, O_STREAM },
         { "quiet", no_argument, 0, O_QUIET },       { "max-tokens", required_argument, 0, 'n' },
         { "temp", required_argument, 0, 'T' },      { "seed", required_argument, 0, 's' },
-        { "memory", required_argument, 0, 'm' },    { "help", no_argument, 0, 'h' },
+        { "memory", required_argument, 0, 'm' },    { "replay-log", required_argument, 0, O_REPLAY },
+        { "help", no_argument, 0, 'h' },
         { 0, 0, 0, 0 },
     };
     aik_kernel_config kc = { .struct_size = sizeof(kc) };
@@ -42,6 +43,7 @@ int aikctl_cmd_run(int argc, char **argv)
         case O_DEV: kc.developer_mode = true; break;
         case O_STREAM: so.on_text = stream; break;
         case O_QUIET: quiet = true; break;
+        case O_REPLAY: kc.replay_log = optarg; break;
         case 'n': so.max_tokens = (uint32_t)strtoul(optarg, NULL, 10); break;
         case 'T': so.temperature = strtof(optarg, NULL); break;
         case 's': so.seed = strtoull(optarg, NULL, 10); break;
@@ -49,6 +51,7 @@ int aikctl_cmd_run(int argc, char **argv)
         case 'h':
             printf("usage: aikctl run INTENT INPUT [--store DIR] [--trust DIR] [--developer] [--stream]\n"
                    "                  [-n MAX_TOKENS] [--temp T] [--seed S] [--memory BYTES] [--quiet]\n"
+                   "                  [--replay-log FILE]  (opt-in record of the request, checksummed, 0600)\n"
                    "  INTENT: a capability id (lexicon.define, lexicon.define@^1.0) or free text\n"
                    "  stores default to $AIK_MODULE_STORE / $AIK_TRUST_STORE, else the build's\n");
             return 0;
