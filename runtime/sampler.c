@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "common/rng.h"
 
 typedef struct cand {
     int32_t id;
@@ -34,15 +35,6 @@ void aik_sampler_config_default(aik_sampler_config *cfg)
     cfg->repeat_last_n = 64;
 }
 
-/* xoshiro256** seeded through splitmix64: small, fast, reproducible. */
-static uint64_t splitmix(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
 static uint64_t next_u64(uint64_t s[4])
@@ -64,7 +56,7 @@ void aik_sampler_reseed(aik_sampler *s, uint64_t seed)
 {
     uint64_t x = seed;
     for (int i = 0; i < 4; i++)
-        s->rng[i] = splitmix(&x);
+        s->rng[i] = aik_splitmix64(&x);
 }
 
 int aik_sampler_new(const aik_sampler_config *cfg, uint32_t n_vocab, aik_sampler **ret, aik_error *err)

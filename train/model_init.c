@@ -7,23 +7,16 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "common/rng.h"
 #include "graph/graph.h"
 #include "kernels/cpu/cpu_kernels.h"
 #include "runtime/model.h"
 
-static uint64_t splitmix(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 /* Box–Muller normal deviate. */
 static float normal(uint64_t *state)
 {
-    double u1 = ((double)(splitmix(state) >> 11) + 0.5) * 0x1.0p-53;
-    double u2 = (double)(splitmix(state) >> 11) * 0x1.0p-53;
+    double u1 = ((double)(aik_splitmix64(state) >> 11) + 0.5) * 0x1.0p-53;
+    double u2 = (double)(aik_splitmix64(state) >> 11) * 0x1.0p-53;
     return (float)(sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2));
 }
 

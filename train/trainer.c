@@ -11,6 +11,7 @@
 #include "common/checked.h"
 #include "common/digest.h"
 #include "common/error.h"
+#include "common/rng.h"
 #include "kernels/cpu/cpu_kernels.h"
 #include "runtime/generate.h"
 #include "train/autograd.h"
@@ -162,14 +163,6 @@ static bool target_matches(const char *name, const char *target)
     return strcmp(name, target) == 0;
 }
 
-static uint64_t splitmix(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 void aik_trainer_free(aik_trainer *tr)
 {
     if (!tr)
@@ -291,7 +284,7 @@ int aik_trainer_new(const aik_model *m, const aik_train_config *cfg, aik_trainer
             param *A = &tr->params[lp->a];
             float bound = 1.0f / sqrtf((float)lp->in);
             for (uint64_t k = 0; k < A->n; k++)
-                A->val[k] = bound * (float)((double)(splitmix(&rng) >> 11) * 0x1.0p-52 - 1.0);
+                A->val[k] = bound * (float)((double)(aik_splitmix64(&rng) >> 11) * 0x1.0p-52 - 1.0);
         }
         if (tr->n_lora == 0) {
             r = aik_fail(err, -EINVAL, "train.lora_targets", "no matmul weight of the model matches the targets");

@@ -1,0 +1,706 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Strict YAML device-inventory parser (format: docs/placement.md).
+ *
+ * Two stages, like capgraph/profile.c: libyaml events become a small tree
+ * (refusing anchors, aliases, tags, duplicate keys and oversized input on the
+ * way), then a schema walk fills the inventory. Every node keeps its line and
+ * column so that each refusal points at the offending text.
+ */
+#include "scheduler/device_profile.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#include "aik/tensor.h"
+#include "common/atomic_file.h"
+#include "common/checked.h"
+#include "common/error.h"
+#include "graph/graph.h"
+#include "loader/exec_profile.h"
+
+#define PATH_LEN 160
+
+typedef enum { YN_SCALAR, YN_SEQ, YN_MAP } yn_type;
+
+typedef struct ynode {
+    yn_type type;
+    unsigned line, col;
+    char *str;
+    size_t len;
+    bool plain;
+    struct ynode **items; /* seq items, or key0, value0, key1, value1, ... */
+    size_t n;
+} ynode;
+
+typedef struct ctx {
+    const char *file;
+    aik_error *err;
+    yaml_parser_t parser;
+    size_t n_nodes;
+} ctx;
+
+static int fail_at(ctx *c, int code, unsigned line, unsigned col, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+
+static int fail_at(ctx *c, int code, unsigned line, unsigned col, const char *path, const char *fmt, ...)
+{
+    if (c->err) {
+        va_list ap;
+        c->err->code = code;
+        if (path && path[0])
+            snprintf(c->err->where, sizeof(c->err->where), "%s:%u:%u: %s", c->file, line, col, path);
+        else
+            snprintf(c->err->where, sizeof(c->err->where), "%s:%u:%u", c->file, line, col);
+        va_start(ap, fmt);
+        vsnprintf(c->err->message, sizeof(c->err->message), fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+#define FAILN(c, n, path, ...) fail_at((c), -EINVAL, (n)->line, (n)->col, (path), __VA_ARGS__)
+
+static void ynode_free(ynode *n)
+{
+    if (!n)
+        return;
+    for (size_t i = 0; i < n->n; i++)
+        ynode_free(n->items[i]);
+    free(n->items);
+    free(n->str);
+    free(n);
+}
+
+static int next_event(ctx *c, yaml_event_t *ev, const char *path)
+{
+    if (!yaml_parser_parse(&c->parser, ev)) {
+        const yaml_parser_t *p = &c->parser;
+        if (p->error == YAML_MEMORY_ERROR)
+            return fail_at(c, -ENOMEM, 1, 1, path, "out of memory in the YAML parser");
+        return fail_at(c, -EINVAL, (unsigned)p->problem_mark.line + 1, (unsigned)p->problem_mark.column + 1, path,
+                       "YAML syntax error: %s", p->problem ? p->problem : "unknown problem");
+    }
+    return 0;
+}
+
+static int push_item(ynode *parent, ynode *child)
+{
+    ynode **v = realloc(parent->items, (parent->n + 1) * sizeof(*v));
+    if (!v)
+        return -ENOMEM;
+    parent->items = v;
+    parent->items[parent->n++] = child;
+    return 0;
+}
+
+static const char *ev_anchor(const yaml_event_t *ev)
+{
+    switch (ev->type) {
+    case YAML_SCALAR_EVENT: return (const char *)ev->data.scalar.anchor;
+    case YAML_SEQUENCE_START_EVENT: return (const char *)ev->data.sequence_start.anchor;
+    case YAML_MAPPING_START_EVENT: return (const char *)ev->data.mapping_start.anchor;
+    default: return NULL;
+    }
+}
+
+static const char *ev_tag(const yaml_event_t *ev)
+{
+    switch (ev->type) {
+    case YAML_SCALAR_EVENT: return (const char *)ev->data.scalar.tag;
+    case YAML_SEQUENCE_START_EVENT: return (const char *)ev->data.sequence_start.tag;
+    case YAML_MAPPING_START_EVENT: return (const char *)ev->data.mapping_start.tag;
+    default: return NULL;
+    }
+}
+
+static int build_node(ctx *c, const yaml_event_t *ev, unsigned depth, const char *path, ynode **ret);
+
+/* Children of a sequence or mapping until its end event. */
+static int build_children(ctx *c, ynode *n, unsigned depth, const char *path)
+{
+    bool is_map = n->type == YN_MAP;
+    for (;;) {
+        yaml_event_t e;
+        ynode *child = NULL;
+        int r = next_event(c, &e, path);
+        if (r < 0)
+            return r;
+        if (e.type == (is_map ? YAML_MAPPING_END_EVENT : YAML_SEQUENCE_END_EVENT)) {
+            yaml_event_delete(&e);
+            return 0;
+        }
+        unsigned l = (unsigned)e.start_mark.line + 1, co = (unsigned)e.start_mark.column + 1;
+        bool is_key = is_map && n->n % 2 == 0;
+        if (is_key && e.type != YAML_SCALAR_EVENT) {
+            yaml_event_delete(&e);
+            return fail_at(c, -EINVAL, l, co, path, "mapping keys must be plain strings");
+        }
+        r = build_node(c, &e, depth + 1, path, &child);
+        yaml_event_delete(&e);
+        if (r < 0)
+            return r;
+        if (is_key) {
+            for (size_t i = 0; i < n->n; i += 2)
+                if (strcmp(n->items[i]->str, child->str) == 0) {
+                    r = fail_at(c, -EINVAL, child->line, child->col, path,
+                                "duplicate key '%s' (first at line %u, column %u)", child->str, n->items[i]->line,
+                                n->items[i]->col);
+                    ynode_free(child);
+                    return r;
+                }
+        }
+        r = push_item(n, child);
+        if (r < 0) {
+            ynode_free(child);
+            return r;
+        }
+    }
+}
+
+static int build_node(ctx *c, const yaml_event_t *ev, unsigned depth, const char *path, ynode **ret)
+{
+    unsigned line = (unsigned)ev->start_mark.line + 1, col = (unsigned)ev->start_mark.column + 1;
+    ynode *n;
+    int r;
+
+    if (ev->type == YAML_ALIAS_EVENT)
+        return fail_at(c, -EINVAL, line, col, path, "aliases are not allowed");
+    if (ev->type != YAML_SCALAR_EVENT && ev->type != YAML_SEQUENCE_START_EVENT && ev->type != YAML_MAPPING_START_EVENT)
+        return fail_at(c, -EINVAL, line, col, path, "unexpected YAML event");
+    if (ev_anchor(ev))
+        return fail_at(c, -EINVAL, line, col, path, "anchors are not allowed");
+    if (ev_tag(ev))
+        return fail_at(c, -EINVAL, line, col, path, "tags are not allowed");
+    if (++c->n_nodes > AIK_INV_MAX_NODES)
+        return fail_at(c, -E2BIG, line, col, path, "more than %u nodes in the document", AIK_INV_MAX_NODES);
+    if (depth > AIK_INV_MAX_DEPTH)
+        return fail_at(c, -E2BIG, line, col, path, "nesting deeper than %u levels", AIK_INV_MAX_DEPTH);
+    n = calloc(1, sizeof(*n));
+    if (!n)
+        return -ENOMEM;
+    n->line = line;
+    n->col = col;
+    if (ev->type == YAML_SCALAR_EVENT) {
+        n->type = YN_SCALAR;
+        n->len = ev->data.scalar.length;
+        n->plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+        if (n->len > AIK_INV_MAX_STRING) {
+            r = fail_at(c, -E2BIG, line, col, path, "string longer than %u bytes", AIK_INV_MAX_STRING);
+            goto fail;
+        }
+        if (memchr(ev->data.scalar.value, '\0', n->len)) {
+            r = fail_at(c, -EINVAL, line, col, path, "string contains a NUL byte");
+            goto fail;
+        }
+        n->str = strndup((const char *)ev->data.scalar.value, n->len);
+        if (!n->str) {
+            r = -ENOMEM;
+            goto fail;
+        }
+    } else {
+        n->type = ev->type == YAML_MAPPING_START_EVENT ? YN_MAP : YN_SEQ;
+        r = build_children(c, n, depth, path);
+        if (r < 0)
+            goto fail;
+    }
+    *ret = n;
+    return 0;
+fail:
+    ynode_free(n);
+    return r;
+}
+
+static int build_document(ctx *c, const void *data, size_t len, ynode **ret_root)
+{
+    yaml_event_t ev;
+    ynode *root = NULL;
+    int r;
+
+    yaml_parser_set_input_string(&c->parser, data, len);
+    if ((r = next_event(c, &ev, "")) < 0)
+        return r;
+    yaml_event_delete(&ev); /* STREAM_START */
+    if ((r = next_event(c, &ev, "")) < 0)
+        return r;
+    if (ev.type == YAML_STREAM_END_EVENT) {
+        yaml_event_delete(&ev);
+        return fail_at(c, -EINVAL, 1, 1, "", "empty document");
+    }
+    yaml_event_delete(&ev); /* DOCUMENT_START */
+    if ((r = next_event(c, &ev, "")) < 0)
+        return r;
+    r = build_node(c, &ev, 0, "", &root);
+    yaml_event_delete(&ev);
+    if (r < 0)
+        return r;
+    if ((r = next_event(c, &ev, "")) < 0) /* DOCUMENT_END */
+        goto fail;
+    yaml_event_delete(&ev);
+    if ((r = next_event(c, &ev, "")) < 0)
+        goto fail;
+    if (ev.type != YAML_STREAM_END_EVENT) {
+        r = fail_at(c, -EINVAL, (unsigned)ev.start_mark.line + 1, (unsigned)ev.start_mark.column + 1, "",
+                    "only one YAML document is allowed");
+        yaml_event_delete(&ev);
+        goto fail;
+    }
+    yaml_event_delete(&ev);
+    *ret_root = root;
+    return 0;
+fail:
+    ynode_free(root);
+    return r;
+}
+
+/* ---------- schema ---------- */
+
+static const char *type_name(yn_type t)
+{
+    return t == YN_SCALAR ? "a scalar" : t == YN_SEQ ? "a sequence" : "a mapping";
+}
+
+static void path_key(char *out, const char *parent, const char *key)
+{
+    snprintf(out, PATH_LEN, "%s%s%s", parent, parent[0] ? "." : "", key);
+}
+
+/* Refuse keys outside `allowed` (NULL-terminated) and check `required`. */
+static int check_keys(ctx *c, const ynode *map, const char *path, const char *const *allowed,
+                      const char *const *required)
+{
+    char sub[PATH_LEN];
+    if (map->type != YN_MAP)
+        return FAILN(c, map, path, "expected a mapping, got %s", type_name(map->type));
+    for (size_t i = 0; i < map->n; i += 2) {
+        bool ok = false;
+        for (const char *const *a = allowed; *a; a++)
+            ok |= strcmp(*a, map->items[i]->str) == 0;
+        if (!ok) {
+            path_key(sub, path, map->items[i]->str);
+            return FAILN(c, map->items[i], sub, "unknown key '%s'", map->items[i]->str);
+        }
+    }
+    for (const char *const *q = required; q && *q; q++) {
+        bool found = false;
+        for (size_t i = 0; i < map->n; i += 2)
+            found |= strcmp(*q, map->items[i]->str) == 0;
+        if (!found)
+            return FAILN(c, map, path, "missing required key '%s'", *q);
+    }
+    return 0;
+}
+
+static const ynode *get(const ynode *map, const char *key)
+{
+    for (size_t i = 0; i < map->n; i += 2)
+        if (strcmp(map->items[i]->str, key) == 0)
+            return map->items[i + 1];
+    return NULL;
+}
+
+static int want_scalar(ctx *c, const ynode *n, const char *path)
+{
+    if (n->type != YN_SCALAR)
+        return FAILN(c, n, path, "expected a scalar, got %s", type_name(n->type));
+    return 0;
+}
+
+/* A plain decimal number within [lo, hi] (no hex, inf, nan). */
+static int get_number(ctx *c, const ynode *n, const char *path, double lo, double hi, double *ret)
+{
+    char *end = NULL;
+    double v;
+    int r = want_scalar(c, n, path);
+    if (r < 0)
+        return r;
+    if (!n->plain || n->len == 0 || n->str[0] < '0' || n->str[0] > '9' ||
+        n->str[strspn(n->str, "0123456789.eE+-")] != '\0')
+        return FAILN(c, n, path, "expected a number, got '%s'", n->str);
+    errno = 0;
+    v = strtod(n->str, &end);
+    if (errno || *end || !isfinite(v))
+        return FAILN(c, n, path, "expected a number, got '%s'", n->str);
+    if (v < lo || v > hi)
+        return FAILN(c, n, path, "%g is out of range [%g, %g]", v, lo, hi);
+    *ret = v;
+    return 0;
+}
+
+/* "123" bytes or "<integer> <unit>". */
+static int get_memory(ctx *c, const ynode *n, const char *path, uint64_t *ret)
+{
+    static const struct { const char *unit; uint64_t mul; } units[] = {
+        { "B", 1 }, { "KiB", 1ull << 10 }, { "MiB", 1ull << 20 }, { "GiB", 1ull << 30 }, { "TiB", 1ull << 40 },
+        { "KB", 1000ull }, { "MB", 1000000ull }, { "GB", 1000000000ull }, { "TB", 1000000000000ull },
+    };
+    uint64_t v = 0, mul = 1;
+    size_t dl;
+    const char *u;
+    int r = want_scalar(c, n, path);
+    if (r < 0)
+        return r;
+    dl = strspn(n->str, "0123456789");
+    if (dl == 0 || dl > 19)
+        return FAILN(c, n, path, "expected a size such as 1048576 or '512 MiB', got '%s'", n->str);
+    for (size_t i = 0; i < dl; i++)
+        if (aik_mul_overflow(v, 10, &v) || aik_add_overflow(v, (uint64_t)(n->str[i] - '0'), &v))
+            return FAILN(c, n, path, "size '%s' does not fit in 64 bits", n->str);
+    u = n->str + dl;
+    while (*u == ' ')
+        u++;
+    if (*u) {
+        size_t i;
+        for (i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+            if (strcmp(u, units[i].unit) == 0)
+                break;
+        if (i == sizeof(units) / sizeof(units[0]))
+            return FAILN(c, n, path, "unknown size unit '%s' (B, KiB, MiB, GiB, TiB, KB, MB, GB, TB)", u);
+        mul = units[i].mul;
+    }
+    if (aik_mul_overflow(v, mul, &v))
+        return FAILN(c, n, path, "size '%s' does not fit in 64 bits", n->str);
+    if (v == 0)
+        return FAILN(c, n, path, "must be > 0");
+    *ret = v;
+    return 0;
+}
+
+static int get_id(ctx *c, const ynode *n, const char *path, char *out, size_t cap)
+{
+    int r = want_scalar(c, n, path);
+    if (r < 0)
+        return r;
+    if (n->len == 0 || n->len >= cap)
+        return FAILN(c, n, path, "must be 1 to %zu characters", cap - 1);
+    if (n->str[strspn(n->str, "abcdefghijklmnopqrstuvwxyz0123456789_-")] != '\0')
+        return FAILN(c, n, path, "'%s' may only contain a-z, 0-9, '_' and '-'", n->str);
+    memcpy(out, n->str, n->len + 1);
+    return 0;
+}
+
+/* Bits of dtypes: "all" or a sequence of dtype names. */
+static int get_dtypes(ctx *c, const ynode *n, const char *path, uint32_t *ret)
+{
+    uint32_t bits = 0;
+    char sub[PATH_LEN];
+    if (n->type == YN_SCALAR) {
+        if (strcmp(n->str, "all") != 0)
+            return FAILN(c, n, path, "expected 'all' or a sequence of dtypes, got '%s'", n->str);
+        *ret = (1u << AIK_DTYPE_COUNT) - 1;
+        return 0;
+    }
+    if (n->type != YN_SEQ)
+        return FAILN(c, n, path, "expected 'all' or a sequence of dtypes, got %s", type_name(n->type));
+    if (n->n == 0)
+        return FAILN(c, n, path, "must list at least one dtype (leave the op out instead)");
+    for (size_t i = 0; i < n->n; i++) {
+        aik_dtype t;
+        snprintf(sub, sizeof(sub), "%s[%zu]", path, i);
+        if (n->items[i]->type != YN_SCALAR)
+            return FAILN(c, n->items[i], sub, "expected a dtype name, got %s", type_name(n->items[i]->type));
+        if (aik_dtype_from_name(n->items[i]->str, &t) < 0)
+            return FAILN(c, n->items[i], sub, "unknown dtype '%s' (f32, f16, bf16, q8_0, q4_0)", n->items[i]->str);
+        if (bits & (1u << t))
+            return FAILN(c, n->items[i], sub, "dtype '%s' listed twice", n->items[i]->str);
+        bits |= 1u << t;
+    }
+    *ret = bits;
+    return 0;
+}
+
+/* Ops a device can be asked to run (TOKENS and WEIGHT are data, not work). */
+static bool op_listable(int op)
+{
+    return op != AIK_OP_NONE && op != AIK_OP_TOKENS && op != AIK_OP_WEIGHT;
+}
+
+static int get_ops(ctx *c, const ynode *n, const char *path, uint32_t op_dtypes[32])
+{
+    char sub[PATH_LEN];
+    int r;
+    if (n->type == YN_SCALAR) {
+        if (strcmp(n->str, "all") != 0)
+            return FAILN(c, n, path, "expected 'all' or a mapping of op: dtypes, got '%s'", n->str);
+        for (int op = 0; op < AIK_OP_COUNT; op++)
+            if (op_listable(op))
+                op_dtypes[op] = (1u << AIK_DTYPE_COUNT) - 1;
+        return 0;
+    }
+    if (n->type != YN_MAP)
+        return FAILN(c, n, path, "expected 'all' or a mapping of op: dtypes, got %s", type_name(n->type));
+    if (n->n == 0)
+        return FAILN(c, n, path, "must list at least one op");
+    for (size_t i = 0; i < n->n; i += 2) {
+        const ynode *k = n->items[i];
+        int op;
+        path_key(sub, path, k->str);
+        for (op = 0; op < AIK_OP_COUNT; op++)
+            if (op_listable(op) && strcmp(aik_op_name((aik_op)op), k->str) == 0)
+                break;
+        if (op == AIK_OP_COUNT)
+            return FAILN(c, k, sub, "unknown op '%s'", k->str);
+        r = get_dtypes(c, n->items[i + 1], sub, &op_dtypes[op]);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
+static int parse_device(ctx *c, const ynode *n, const char *path, aik_inv_device *d)
+{
+    static const char *const allowed[] = { "id", "kind", "backend", "memory", "gflops", "gbps", "launch_us", "ops",
+                                           NULL };
+    static const char *const required[] = { "id", "kind", "memory", "gflops", "gbps", "ops", NULL };
+    char sub[PATH_LEN];
+    const ynode *v;
+    int r = check_keys(c, n, path, allowed, required);
+    if (r < 0)
+        return r;
+    memset(d, 0, sizeof(*d));
+    d->info.struct_size = sizeof(d->info);
+
+    path_key(sub, path, "id");
+    if ((r = get_id(c, get(n, "id"), sub, d->id, sizeof(d->id))) < 0)
+        return r;
+    snprintf(d->info.name, sizeof(d->info.name), "%s", d->id);
+
+    path_key(sub, path, "kind");
+    v = get(n, "kind");
+    if ((r = want_scalar(c, v, sub)) < 0)
+        return r;
+    if (strcmp(v->str, "cpu") == 0) {
+        d->info.kind = AIK_BACKEND_CPU;
+        d->backend_bit = AIK_BACKEND_BIT_CPU;
+    } else if (strcmp(v->str, "gpu") == 0) {
+        d->info.kind = AIK_BACKEND_GPU;
+        d->backend_bit = AIK_BACKEND_BIT_VULKAN;
+    } else if (strcmp(v->str, "npu") == 0) {
+        d->info.kind = AIK_BACKEND_NPU;
+        d->backend_bit = AIK_BACKEND_BIT_NPU;
+    } else {
+        return FAILN(c, v, sub, "'%s' is not a device kind (cpu, gpu, npu)", v->str);
+    }
+
+    if ((v = get(n, "backend"))) {
+        path_key(sub, path, "backend");
+        if ((r = want_scalar(c, v, sub)) < 0)
+            return r;
+        if (strcmp(v->str, "cpu") == 0)
+            d->backend_bit = AIK_BACKEND_BIT_CPU;
+        else if (strcmp(v->str, "vulkan") == 0)
+            d->backend_bit = AIK_BACKEND_BIT_VULKAN;
+        else if (strcmp(v->str, "npu") == 0)
+            d->backend_bit = AIK_BACKEND_BIT_NPU;
+        else
+            return FAILN(c, v, sub, "'%s' is not a backend (cpu, vulkan, npu)", v->str);
+    }
+
+    path_key(sub, path, "memory");
+    if ((r = get_memory(c, get(n, "memory"), sub, &d->info.memory_bytes)) < 0)
+        return r;
+    path_key(sub, path, "gflops");
+    if ((r = get_number(c, get(n, "gflops"), sub, 1e-3, 1e7, &d->info.declared_gflops)) < 0)
+        return r;
+    path_key(sub, path, "gbps");
+    if ((r = get_number(c, get(n, "gbps"), sub, 1e-3, 1e6, &d->info.declared_gbps)) < 0)
+        return r;
+    if ((v = get(n, "launch_us"))) {
+        path_key(sub, path, "launch_us");
+        if ((r = get_number(c, v, sub, 0, 1e6, &d->launch_us)) < 0)
+            return r;
+    }
+    path_key(sub, path, "ops");
+    return get_ops(c, get(n, "ops"), sub, d->info.op_dtypes);
+}
+
+static int find_dev(const aik_device_inventory *inv, const char *id)
+{
+    for (uint32_t i = 0; i < inv->n_devices; i++)
+        if (strcmp(inv->dev[i].id, id) == 0)
+            return (int)i;
+    return -ENOENT;
+}
+
+static int parse_link(ctx *c, const ynode *n, const char *path, aik_device_inventory *inv, aik_inv_link *l)
+{
+    static const char *const allowed[] = { "from", "to", "gbps", "latency_us", NULL };
+    static const char *const required[] = { "from", "to", "gbps", NULL };
+    const char *keys[2] = { "from", "to" };
+    int idx[2];
+    char sub[PATH_LEN];
+    int r = check_keys(c, n, path, allowed, required);
+    if (r < 0)
+        return r;
+    for (int i = 0; i < 2; i++) {
+        const ynode *v = get(n, keys[i]);
+        path_key(sub, path, keys[i]);
+        if ((r = want_scalar(c, v, sub)) < 0)
+            return r;
+        idx[i] = find_dev(inv, v->str);
+        if (idx[i] < 0)
+            return FAILN(c, v, sub, "no device with id '%s'", v->str);
+    }
+    if (idx[0] == idx[1])
+        return FAILN(c, n, path, "a link joins two different devices");
+    l->a = (uint32_t)idx[0];
+    l->b = (uint32_t)idx[1];
+    for (uint32_t i = 0; i < inv->n_links; i++)
+        if ((inv->link[i].a == l->a && inv->link[i].b == l->b) || (inv->link[i].a == l->b && inv->link[i].b == l->a))
+            return FAILN(c, n, path, "duplicate link between '%s' and '%s' (links are symmetric)",
+                         inv->dev[l->a].id, inv->dev[l->b].id);
+    path_key(sub, path, "gbps");
+    if ((r = get_number(c, get(n, "gbps"), sub, 1e-3, 1e6, &l->gbps)) < 0)
+        return r;
+    l->latency_us = 0;
+    if (get(n, "latency_us")) {
+        path_key(sub, path, "latency_us");
+        if ((r = get_number(c, get(n, "latency_us"), sub, 0, 1e7, &l->latency_us)) < 0)
+            return r;
+    }
+    return 0;
+}
+
+static int parse_root(ctx *c, const ynode *root, aik_device_inventory *inv)
+{
+    static const char *const allowed[] = { "schema", "name", "devices", "links", "default_link", NULL };
+    static const char *const required[] = { "schema", "name", "devices", NULL };
+    char sub[PATH_LEN];
+    const ynode *v;
+    double d;
+    int r = check_keys(c, root, "", allowed, required);
+    if (r < 0)
+        return r;
+    if ((r = get_number(c, get(root, "schema"), "schema", 1, 1, &d)) < 0)
+        return r;
+    if ((r = get_id(c, get(root, "name"), "name", inv->name, sizeof(inv->name))) < 0)
+        return r;
+
+    /* Defaults for device pairs without a link: a PCIe-3 x4-like bus. */
+    inv->default_gbps = 4;
+    inv->default_latency_us = 20;
+    if ((v = get(root, "default_link"))) {
+        static const char *const dl_allowed[] = { "gbps", "latency_us", NULL };
+        static const char *const dl_required[] = { "gbps", NULL };
+        if ((r = check_keys(c, v, "default_link", dl_allowed, dl_required)) < 0)
+            return r;
+        if ((r = get_number(c, get(v, "gbps"), "default_link.gbps", 1e-3, 1e6, &inv->default_gbps)) < 0)
+            return r;
+        if (get(v, "latency_us") &&
+            (r = get_number(c, get(v, "latency_us"), "default_link.latency_us", 0, 1e7, &inv->default_latency_us)) < 0)
+            return r;
+    }
+
+    v = get(root, "devices");
+    if (v->type != YN_SEQ)
+        return FAILN(c, v, "devices", "expected a sequence, got %s", type_name(v->type));
+    if (v->n == 0)
+        return FAILN(c, v, "devices", "must list at least one device");
+    if (v->n > AIK_INV_MAX_DEVICES)
+        return fail_at(c, -E2BIG, v->line, v->col, "devices", "more than %u devices", AIK_INV_MAX_DEVICES);
+    for (size_t i = 0; i < v->n; i++) {
+        aik_inv_device *dv = &inv->dev[i];
+        snprintf(sub, sizeof(sub), "devices[%zu]", i);
+        if ((r = parse_device(c, v->items[i], sub, dv)) < 0)
+            return r;
+        if (find_dev(inv, dv->id) >= 0)
+            return FAILN(c, v->items[i], sub, "duplicate device id '%s'", dv->id);
+        inv->n_devices = (uint32_t)i + 1;
+    }
+
+    if ((v = get(root, "links"))) {
+        if (v->type != YN_SEQ)
+            return FAILN(c, v, "links", "expected a sequence, got %s", type_name(v->type));
+        if (v->n > AIK_INV_MAX_LINKS)
+            return fail_at(c, -E2BIG, v->line, v->col, "links", "more than %u links", AIK_INV_MAX_LINKS);
+        for (size_t i = 0; i < v->n; i++) {
+            snprintf(sub, sizeof(sub), "links[%zu]", i);
+            if ((r = parse_link(c, v->items[i], sub, inv, &inv->link[i])) < 0)
+                return r;
+            inv->n_links = (uint32_t)i + 1;
+        }
+    }
+    return 0;
+}
+
+int aik_device_inventory_parse(const char *file, const void *data, size_t len, aik_device_inventory *ret_inv,
+                               aik_error *err)
+{
+    ctx c = { .file = file ? file : "<inventory>", .err = err };
+    ynode *root = NULL;
+    aik_device_inventory *inv = NULL;
+    int r;
+
+    if (!data || !ret_inv)
+        return aik_fail(err, -EINVAL, c.file, "no data or no output");
+    if (len > AIK_INV_MAX_FILE)
+        return aik_fail(err, -E2BIG, c.file, "%zu bytes, more than %u", len, AIK_INV_MAX_FILE);
+    inv = calloc(1, sizeof(*inv));
+    if (!inv)
+        return aik_fail(err, -ENOMEM, c.file, "out of memory");
+    if (!yaml_parser_initialize(&c.parser)) {
+        free(inv);
+        return aik_fail(err, -ENOMEM, c.file, "cannot initialise the YAML parser");
+    }
+    r = build_document(&c, data, len, &root);
+    if (r == 0)
+        r = parse_root(&c, root, inv);
+    if (r == 0)
+        *ret_inv = *inv;
+    else if (r == -ENOMEM && err && !err->message[0])
+        aik_fail(err, r, c.file, "out of memory");
+    ynode_free(root);
+    yaml_parser_delete(&c.parser);
+    free(inv);
+    return r;
+}
+
+int aik_device_inventory_load(const char *path, aik_device_inventory *ret_inv, aik_error *err)
+{
+    char *data = NULL;
+    size_t len = 0;
+    int r = aik_read_file(path, AIK_INV_MAX_FILE, &data, &len);
+    if (r < 0)
+        return aik_fail(err, r, path, "cannot read: %s", strerror(-r));
+    r = aik_device_inventory_parse(path, data, len, ret_inv, err);
+    free(data);
+    return r;
+}
+
+int aik_device_inventory_find(const aik_device_inventory *inv, const char *id)
+{
+    static const char *const kinds[] = { "cpu", "gpu", "npu" };
+    int i = find_dev(inv, id);
+    if (i >= 0)
+        return i;
+    for (uint32_t k = 0; k < 3; k++)
+        if (strcmp(id, kinds[k]) == 0)
+            for (uint32_t d = 0; d < inv->n_devices; d++)
+                if (inv->dev[d].info.kind == k)
+                    return (int)d;
+    return -ENOENT;
+}
+
+void aik_device_inventory_link(const aik_device_inventory *inv, uint32_t a, uint32_t b, double *ret_gbps,
+                               double *ret_latency_us)
+{
+    if (a == b) {
+        *ret_gbps = INFINITY;
+        *ret_latency_us = 0;
+        return;
+    }
+    for (uint32_t i = 0; i < inv->n_links; i++)
+        if ((inv->link[i].a == a && inv->link[i].b == b) || (inv->link[i].a == b && inv->link[i].b == a)) {
+            *ret_gbps = inv->link[i].gbps;
+            *ret_latency_us = inv->link[i].latency_us;
+            return;
+        }
+    *ret_gbps = inv->default_gbps;
+    *ret_latency_us = inv->default_latency_us;
+}
