@@ -35,6 +35,7 @@ void aik_sampler_config_default(aik_sampler_config *cfg)
     cfg->repeat_last_n = 64;
 }
 
+/* xoshiro256** seeded through splitmix64: small, fast, reproducible. */
 static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
 static uint64_t next_u64(uint64_t s[4])
