@@ -8,6 +8,7 @@
 
 #include "common/error.h"
 #include "kernels/cpu/cpu_kernels.h"
+#include "scheduler/gemm_threaded.h"
 
 typedef struct buffer {
     float *data;
@@ -30,6 +31,9 @@ struct aik_cpu_exec {
     uint64_t act_bytes, kv_bytes;
     bool profile;
     uint64_t op_ns[AIK_OP_COUNT];
+    const aik_lora_ref **lora_of; /* per weight node: the adapter applied now, or NULL */
+    float *lora_h;                /* max_batch × max rank: x·Aᵀ */
+    size_t lora_h_floats;
 };
 
 static int alloc_buffer(aik_cpu_exec *e, size_t floats)
@@ -185,7 +189,52 @@ void aik_cpu_exec_free(aik_cpu_exec *e)
     free(e->k_cache);
     free(e->v_cache);
     free(e->att_scratch);
+    free(e->lora_of);
+    free(e->lora_h);
     free(e);
+}
+
+int aik_cpu_exec_set_lora(aik_cpu_exec *e, const aik_lora_ref *refs, size_t n, aik_error *err)
+{
+    const aik_graph *g = e->g;
+    const aik_lora_ref **map;
+    uint32_t max_rank = 0;
+
+    map = calloc((size_t)g->n_nodes, sizeof(*map));
+    if (!map)
+        return aik_fail(err, -ENOMEM, "lora", "out of memory");
+    for (size_t k = 0; k < n; k++) {
+        aik_node w = -1;
+        for (aik_node i = 0; i < g->n_nodes; i++)
+            if (g->nodes[i].op == AIK_OP_MATMUL && strcmp(g->nodes[g->nodes[i].src[1]].name, refs[k].weight) == 0)
+                w = g->nodes[i].src[1];
+        if (w < 0) {
+            free(map);
+            return aik_fail(err, -ENOENT, refs[k].weight, "not a matmul weight of this model");
+        }
+        if (refs[k].rank == 0 || !refs[k].A || !refs[k].B) {
+            free(map);
+            return aik_fail(err, -EINVAL, refs[k].weight, "adapter needs rank > 0 and both factors");
+        }
+        map[w] = &refs[k];
+        if (refs[k].rank > max_rank)
+            max_rank = refs[k].rank;
+    }
+    size_t need = (size_t)e->max_batch * max_rank;
+    if (need > e->lora_h_floats) {
+        float *h = realloc(e->lora_h, need * sizeof(float));
+        if (!h) {
+            free(map);
+            return aik_fail(err, -ENOMEM, "lora", "out of memory");
+        }
+        e->lora_h = h;
+        e->lora_h_floats = need;
+    }
+    free(e->lora_of);
+    e->lora_of = n ? map : NULL;
+    if (!n)
+        free(map);
+    return 0;
 }
 
 uint32_t aik_cpu_exec_n_past(const aik_cpu_exec *e) { return e->n_past; }
@@ -290,6 +339,14 @@ int aik_cpu_exec_run(aik_cpu_exec *e, const int32_t *tokens, uint32_t n_tokens, 
             const aik_gnode *w = &g->nodes[n->src[1]];
             aik_matmul_threaded(e->pool, w->dtype, w->data, out_of(e, n->src[0]), e->mm_scratch, y,
                                 (int64_t)w->shape[1], (int64_t)w->shape[0], rows);
+            const aik_lora_ref *lr = e->lora_of ? e->lora_of[n->src[1]] : NULL;
+            if (lr) {
+                int64_t in = (int64_t)w->shape[0], out = (int64_t)w->shape[1];
+                aik_gemm_f32_threaded(e->pool, false, true, rows, lr->rank, in, 1.0f, out_of(e, n->src[0]), in,
+                                      lr->A, in, 0.0f, e->lora_h, lr->rank);
+                aik_gemm_f32_threaded(e->pool, false, true, rows, out, lr->rank, lr->scale, e->lora_h, lr->rank,
+                                      lr->B, lr->rank, 1.0f, y, out);
+            }
             break;
         }
         case AIK_OP_ADD:

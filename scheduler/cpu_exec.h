@@ -39,6 +39,24 @@ void aik_cpu_exec_free(aik_cpu_exec *e);
 int aik_cpu_exec_run(aik_cpu_exec *e, const int32_t *tokens, uint32_t n_tokens, uint32_t n_out,
                      const float **ret_logits, aik_error *err);
 
+/* An unmerged low-rank adapter on one matmul weight: the matmul computes
+ * y = x·Wᵀ + scale·(x·Aᵀ)·Bᵀ, with A [rank × in] and B [out × rank]
+ * row-major (ALR1 layout; scale = alpha / rank). */
+typedef struct aik_lora_ref {
+    const char *weight;   /* the weight's tensor name */
+    uint32_t rank;
+    float scale;
+    const float *A;
+    const float *B;
+} aik_lora_ref;
+
+/* Choose the adapters the next runs apply (n = 0: none). No weight is
+ * touched and nothing is reloaded: switching adapters between requests
+ * costs a table update. The arrays must outlive the runs that use them.
+ * -ENOENT names a weight that is not a matmul weight of this graph; -EINVAL
+ * a rank of 0. On failure the previous set stays in force. */
+int aik_cpu_exec_set_lora(aik_cpu_exec *e, const aik_lora_ref *refs, size_t n, aik_error *err);
+
 /* Positions already in the KV cache. */
 uint32_t aik_cpu_exec_n_past(const aik_cpu_exec *e);
 

@@ -10,6 +10,8 @@
 #include <math.h>
 
 #include "kernels/cpu/cpu_kernels.h"
+#include "loader/adapter.h"
+#include "runtime/adapter_merge.h"
 #include "runtime/generate.h"
 #include "runtime/model.h"
 #include "testutil.h"
@@ -500,6 +502,82 @@ START_TEST(test_generation)
 }
 END_TEST
 
+/* Unmerged LoRA in the executor = the same adapter merged into the weights. */
+START_TEST(test_unmerged_lora_matches_merged)
+{
+    static const struct { aik_dtype t; double tol; } cases[] = { { AIK_DTYPE_F32, 1e-9 }, { AIK_DTYPE_Q8_0, 2e-3 } };
+    for (size_t c = 0; c < 2; c++) {
+        char *base = tpath("lbase.slm"), *merged = tpath("lmerged.slm");
+        aik_slm_header h;
+        aik_slm *pkg;
+        aik_adapter *ad;
+        aik_adapter_identity id;
+        aik_error err;
+        enum { R = 4 };
+        static float A1[R * 64], B1[64 * R], A2[R * 96], B2[64 * R];
+        tiny_header(&h);
+        ck_assert_int_eq(tiny_model_write(base, &h, NULL, cases[c].t, 11), 0);
+        ck_assert_int_eq(aik_slm_open(base, 0, &pkg, &err), 0);
+        for (int k = 0; k < R * 64; k++) {
+            A1[k] = 0.1f * (float)((k * 37) % 17 - 8) / 8.0f;
+            B1[k] = 0.1f * (float)((k * 11) % 13 - 6) / 6.0f;
+        }
+        for (int k = 0; k < R * 96; k++)
+            A2[k] = 0.1f * (float)((k * 7) % 19 - 9) / 9.0f;
+        for (int k = 0; k < 64 * R; k++)
+            B2[k] = 0.1f * (float)((k * 5) % 11 - 5) / 5.0f;
+        aik_adapter_identity_from_slm(pkg, &id);
+        ck_assert_int_eq(aik_adapter_new(AIK_ADAPTER_LOWRANK, &id, &ad), 0);
+        ck_assert_int_eq(aik_adapter_add_lowrank(ad, "blk.0.attn_q.weight", 64, 64, R, 8.0f, A1, B1, &err), 0);
+        ck_assert_int_eq(aik_adapter_add_lowrank(ad, "blk.1.ffn_down.weight", 96, 64, R, 8.0f, A2, B2, &err), 0);
+        const aik_adapter *ads[1] = { ad };
+        ck_assert_msg(aik_adapter_merge(pkg, ads, 1, merged, &err) == 0, "%s: %s", err.where, err.message);
+
+        aik_model *mb, *mm;
+        aik_session *sb, *sm;
+        aik_session_config sc = { .n_threads = 2, .batch = 16 };
+        const float *lg;
+        uint32_t V = 258;
+        float *want = malloc((size_t)N_PROMPT * V * sizeof(float)), *plain = malloc((size_t)N_PROMPT * V * sizeof(float));
+        ck_assert_int_eq(aik_model_open(merged, 0, NULL, &mm, &err), 0);
+        ck_assert_int_eq(aik_session_new(mm, &sc, &sm, &err), 0);
+        ck_assert_int_eq(aik_session_eval(sm, prompt, N_PROMPT, N_PROMPT, &lg, &err), 0);
+        memcpy(want, lg, (size_t)N_PROMPT * V * sizeof(float));
+        ck_assert_int_eq(aik_model_open(base, 0, NULL, &mb, &err), 0);
+        ck_assert_int_eq(aik_session_new(mb, &sc, &sb, &err), 0);
+        ck_assert_int_eq(aik_session_eval(sb, prompt, N_PROMPT, N_PROMPT, &lg, &err), 0);
+        memcpy(plain, lg, (size_t)N_PROMPT * V * sizeof(float));
+        aik_lora_ref refs[2] = { { "blk.0.attn_q.weight", R, 8.0f / R, A1, B1 },
+                                 { "blk.1.ffn_down.weight", R, 8.0f / R, A2, B2 } };
+        ck_assert_int_eq(aik_cpu_exec_set_lora(aik_session_exec(sb), refs, 2, &err), 0);
+        aik_session_reset(sb);
+        ck_assert_int_eq(aik_session_eval(sb, prompt, N_PROMPT, N_PROMPT, &lg, &err), 0);
+        double e = nmse(lg, want, (size_t)N_PROMPT * V);
+        ck_assert_msg(e < cases[c].tol, "%s: unmerged vs merged NMSE %g", aik_dtype_name(cases[c].t), e);
+        ck_assert_msg(nmse(plain, want, (size_t)N_PROMPT * V) > 100 * e, "the adapter must change the output");
+        /* switching back to no adapter restores the base exactly, no reload */
+        ck_assert_int_eq(aik_cpu_exec_set_lora(aik_session_exec(sb), NULL, 0, &err), 0);
+        aik_session_reset(sb);
+        ck_assert_int_eq(aik_session_eval(sb, prompt, N_PROMPT, N_PROMPT, &lg, &err), 0);
+        ck_assert_mem_eq(lg, plain, (size_t)N_PROMPT * V * sizeof(float));
+        /* an unknown weight is refused and the previous set stays */
+        aik_lora_ref bad = { "blk.9.attn_q.weight", R, 1.0f, A1, B1 };
+        ck_assert_int_eq(aik_cpu_exec_set_lora(aik_session_exec(sb), &bad, 1, &err), -ENOENT);
+        ck_assert_str_eq(err.where, "blk.9.attn_q.weight");
+        free(want);
+        free(plain);
+        aik_session_free(sb);
+        aik_session_free(sm);
+        aik_model_free(mb);
+        aik_model_free(mm);
+        aik_adapter_free(ad);
+        aik_slm_close(pkg);
+        free(base);
+        free(merged);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("engine");
@@ -512,6 +590,7 @@ int main(void)
     tcase_add_test(tc, test_context_and_token_limits);
     tcase_add_test(tc, test_bad_packages_refused);
     tcase_add_test(tc, test_generation);
+    tcase_add_test(tc, test_unmerged_lora_matches_merged);
     suite_add_tcase(s, tc);
     return aik_test_run(s);
 }
