@@ -305,6 +305,15 @@ static const ynode *get(const ynode *map, const char *key)
     return NULL;
 }
 
+/* A key check_keys() has verified as required. Never NULL: the sentinel
+ * only keeps the compiler's null-dereference analysis honest. */
+static const ynode *need(const ynode *map, const char *key)
+{
+    static const ynode absent = { .type = YN_MAP };
+    const ynode *v = get(map, key);
+    return v ? v : &absent;
+}
+
 static int want_scalar(ctx *c, const ynode *n, const char *path)
 {
     if (n->type != YN_SCALAR)
@@ -467,12 +476,12 @@ static int parse_device(ctx *c, const ynode *n, const char *path, aik_inv_device
     d->info.struct_size = sizeof(d->info);
 
     path_key(sub, path, "id");
-    if ((r = get_id(c, get(n, "id"), sub, d->id, sizeof(d->id))) < 0)
+    if ((r = get_id(c, need(n, "id"), sub, d->id, sizeof(d->id))) < 0)
         return r;
     snprintf(d->info.name, sizeof(d->info.name), "%s", d->id);
 
     path_key(sub, path, "kind");
-    v = get(n, "kind");
+    v = need(n, "kind");
     if ((r = want_scalar(c, v, sub)) < 0)
         return r;
     if (strcmp(v->str, "cpu") == 0) {
@@ -503,13 +512,13 @@ static int parse_device(ctx *c, const ynode *n, const char *path, aik_inv_device
     }
 
     path_key(sub, path, "memory");
-    if ((r = get_memory(c, get(n, "memory"), sub, &d->info.memory_bytes)) < 0)
+    if ((r = get_memory(c, need(n, "memory"), sub, &d->info.memory_bytes)) < 0)
         return r;
     path_key(sub, path, "gflops");
-    if ((r = get_number(c, get(n, "gflops"), sub, 1e-3, 1e7, &d->info.declared_gflops)) < 0)
+    if ((r = get_number(c, need(n, "gflops"), sub, 1e-3, 1e7, &d->info.declared_gflops)) < 0)
         return r;
     path_key(sub, path, "gbps");
-    if ((r = get_number(c, get(n, "gbps"), sub, 1e-3, 1e6, &d->info.declared_gbps)) < 0)
+    if ((r = get_number(c, need(n, "gbps"), sub, 1e-3, 1e6, &d->info.declared_gbps)) < 0)
         return r;
     if ((v = get(n, "launch_us"))) {
         path_key(sub, path, "launch_us");
@@ -517,7 +526,7 @@ static int parse_device(ctx *c, const ynode *n, const char *path, aik_inv_device
             return r;
     }
     path_key(sub, path, "ops");
-    return get_ops(c, get(n, "ops"), sub, d->info.op_dtypes);
+    return get_ops(c, need(n, "ops"), sub, d->info.op_dtypes);
 }
 
 static int find_dev(const aik_device_inventory *inv, const char *id)
@@ -539,7 +548,7 @@ static int parse_link(ctx *c, const ynode *n, const char *path, aik_device_inven
     if (r < 0)
         return r;
     for (int i = 0; i < 2; i++) {
-        const ynode *v = get(n, keys[i]);
+        const ynode *v = need(n, keys[i]);
         path_key(sub, path, keys[i]);
         if ((r = want_scalar(c, v, sub)) < 0)
             return r;
@@ -556,12 +565,12 @@ static int parse_link(ctx *c, const ynode *n, const char *path, aik_device_inven
             return FAILN(c, n, path, "duplicate link between '%s' and '%s' (links are symmetric)",
                          inv->dev[l->a].id, inv->dev[l->b].id);
     path_key(sub, path, "gbps");
-    if ((r = get_number(c, get(n, "gbps"), sub, 1e-3, 1e6, &l->gbps)) < 0)
+    if ((r = get_number(c, need(n, "gbps"), sub, 1e-3, 1e6, &l->gbps)) < 0)
         return r;
     l->latency_us = 0;
     if (get(n, "latency_us")) {
         path_key(sub, path, "latency_us");
-        if ((r = get_number(c, get(n, "latency_us"), sub, 0, 1e7, &l->latency_us)) < 0)
+        if ((r = get_number(c, need(n, "latency_us"), sub, 0, 1e7, &l->latency_us)) < 0)
             return r;
     }
     return 0;
@@ -577,9 +586,9 @@ static int parse_root(ctx *c, const ynode *root, aik_device_inventory *inv)
     int r = check_keys(c, root, "", allowed, required);
     if (r < 0)
         return r;
-    if ((r = get_number(c, get(root, "schema"), "schema", 1, 1, &d)) < 0)
+    if ((r = get_number(c, need(root, "schema"), "schema", 1, 1, &d)) < 0)
         return r;
-    if ((r = get_id(c, get(root, "name"), "name", inv->name, sizeof(inv->name))) < 0)
+    if ((r = get_id(c, need(root, "name"), "name", inv->name, sizeof(inv->name))) < 0)
         return r;
 
     /* Defaults for device pairs without a link: a PCIe-3 x4-like bus. */
@@ -590,14 +599,14 @@ static int parse_root(ctx *c, const ynode *root, aik_device_inventory *inv)
         static const char *const dl_required[] = { "gbps", NULL };
         if ((r = check_keys(c, v, "default_link", dl_allowed, dl_required)) < 0)
             return r;
-        if ((r = get_number(c, get(v, "gbps"), "default_link.gbps", 1e-3, 1e6, &inv->default_gbps)) < 0)
+        if ((r = get_number(c, need(v, "gbps"), "default_link.gbps", 1e-3, 1e6, &inv->default_gbps)) < 0)
             return r;
         if (get(v, "latency_us") &&
-            (r = get_number(c, get(v, "latency_us"), "default_link.latency_us", 0, 1e7, &inv->default_latency_us)) < 0)
+            (r = get_number(c, need(v, "latency_us"), "default_link.latency_us", 0, 1e7, &inv->default_latency_us)) < 0)
             return r;
     }
 
-    v = get(root, "devices");
+    v = need(root, "devices");
     if (v->type != YN_SEQ)
         return FAILN(c, v, "devices", "expected a sequence, got %s", type_name(v->type));
     if (v->n == 0)

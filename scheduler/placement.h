@@ -19,11 +19,12 @@
  * memory_bytes; every op of a unit supported with its dtype (op_dtypes);
  * the device's backend allowed by the execution profile's bitmask.
  *
- * Search: exact branch-and-bound over all assignments. The lower bound is a
- * chain DP (Viterbi over units × devices, O(U·D²)) that is exact when memory
- * is ignored, so the search only explores the deviations memory forces. The
- * worst case is O(D^U); past AIK_PLACEMENT_MAX_EXPANSIONS expansions the best
- * plan found so far is returned with optimal = false (docs/placement.md).
+ * Search: exact branch-and-bound over all assignments. Lower bounds: a chain
+ * DP (Viterbi over units × devices, O(U·D²)) that is exact when memory is
+ * ignored, and a Lagrangian relaxation of the memory budgets; states reached
+ * twice (same next unit, last device, bytes per device) are pruned by a memo.
+ * The worst case is O(D^U); past max_expansions the best plan found so far is
+ * returned with optimal = false (docs/placement.md).
  */
 #ifndef AIK_SCHEDULER_PLACEMENT_H
 #define AIK_SCHEDULER_PLACEMENT_H
@@ -57,6 +58,7 @@ typedef struct aik_placement_options {
     uint32_t ctx_len;          /* KV-cache positions to budget for (0: the graph's ctx_len) */
     uint32_t backends;         /* AIK_BACKEND_BIT_* allowed (execution profile); 0: all */
     uint64_t reserve_bytes;    /* kept free on every device (scratch, activations) */
+    uint64_t max_expansions;   /* search budget (0: AIK_PLACEMENT_MAX_EXPANSIONS) */
 } aik_placement_options;
 
 typedef struct aik_placement_segment {

@@ -25,6 +25,7 @@ static const struct {
     { "modinfo", aikctl_cmd_modinfo, "show a module's AIK note and manifest (--load: verify and load it)" },
     { "modules", aikctl_cmd_modules, "list installed modules, their capabilities and verification state" },
     { "perplexity", aikctl_cmd_perplexity, "perplexity of a package on a text file" },
+    { "place", aikctl_cmd_place, "plan which device runs which layers (device inventory YAML, --explain)" },
     { "resolve", aikctl_cmd_resolve, "resolve an intent to the modules that serve it (--explain says why)" },
     { "run", aikctl_cmd_run, "serve an intent: resolve, verify, load only what it needs, generate" },
     { "sign", aikctl_cmd_sign, "write and sign a module directory's manifest" },
