@@ -7,6 +7,7 @@
  * build picks the capability with -DLEXICON_CAPABILITY=0/1/2.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -79,6 +80,41 @@ static void trim(char *t, size_t *len)
     t[*len] = '\0';
 }
 
+#if LEXICON_CAPABILITY == LEXICON_SYNONYMS
+/* The model sometimes lists the word itself: drop list items equal to it
+ * (ASCII case-insensitive) and rejoin with ", ". */
+static size_t drop_self(const char *w, size_t wl, char *t, size_t len)
+{
+    size_t out = 0, pos = 0;
+    while (pos < len) {
+        size_t end = pos;
+        while (end < len && !(t[end] == ',' && end + 1 < len && t[end + 1] == ' '))
+            end++;
+        size_t il = end - pos;
+        bool same = il == wl;
+        for (size_t i = 0; same && i < il; i++) {
+            char a = t[pos + i], b = w[i];
+            if (a >= 'A' && a <= 'Z')
+                a = (char)(a - 'A' + 'a');
+            if (b >= 'A' && b <= 'Z')
+                b = (char)(b - 'A' + 'a');
+            same = a == b;
+        }
+        if (!same && il) {
+            if (out) {
+                t[out++] = ',';
+                t[out++] = ' ';
+            }
+            memmove(t + out, t + pos, il);
+            out += il;
+        }
+        pos = end < len ? end + 2 : len;
+    }
+    t[out] = '\0';
+    return out;
+}
+#endif
+
 static int postprocess(const char *input, size_t input_len, char *t, size_t len, size_t *ret_len)
 {
     (void)input;
@@ -102,6 +138,14 @@ static int postprocess(const char *input, size_t input_len, char *t, size_t len,
     trim(t, &len);
     if (len && t[len - 1] == '.' && LEXICON_CAPABILITY != LEXICON_EXAMPLE)
         t[--len] = '\0';
+#if LEXICON_CAPABILITY == LEXICON_SYNONYMS
+    {
+        const char *w;
+        size_t wl;
+        if (clean_word(input, input_len, &w, &wl) == 0)
+            len = drop_self(w, wl, t, len);
+    }
+#endif
     *ret_len = len;
     return 0;
 }
