@@ -338,6 +338,46 @@ double aik_trainer_flops_per_token(const aik_trainer *tr)
     return f;
 }
 
+/* The loss, the gradient norm and AdamW are element-wise or per row: they
+ * run as a FIXED number of tasks whose partial results are added in task
+ * order, so the numbers do not depend on how many threads ran them. */
+#define LOSS_TASKS 16
+#define OPT_CHUNK 65536
+
+typedef struct loss_job {
+    const float *logits, *teacher;
+    const int32_t *targets;
+    float *dlogits;
+    uint32_t rows, V;
+    float scale, ce_w, temp;
+    bool distill;
+    double part[LOSS_TASKS];
+    uint32_t count[LOSS_TASKS];
+} loss_job;
+
+static void loss_task(void *ctx, int task, int thread)
+{
+    loss_job *j = ctx;
+    uint32_t r0 = (uint32_t)((uint64_t)j->rows * task / LOSS_TASKS);
+    uint32_t r1 = (uint32_t)((uint64_t)j->rows * (task + 1) / LOSS_TASKS);
+    size_t off = (size_t)r0 * j->V;
+    float *d = j->dlogits ? j->dlogits + off : NULL;
+    (void)thread;
+    j->part[task] = 0;
+    j->count[task] = 0;
+    if (r1 == r0)
+        return;
+    if (!j->distill) {
+        j->part[task] = aik_cross_entropy(j->logits + off, j->targets + r0, r1 - r0, j->V, j->scale, d, &j->count[task]);
+        return;
+    }
+    float w = j->ce_w;
+    j->part[task] = w * aik_cross_entropy(j->logits + off, j->targets + r0, r1 - r0, j->V, w * j->scale, d,
+                                          &j->count[task]);
+    j->part[task] += (1.0f - w) * aik_distill_kl(j->logits + off, j->teacher + off, r1 - r0, j->V, j->temp,
+                                                 (1.0f - w) * j->scale, d);
+}
+
 /* Forward + loss (+ backward when training) of n sequences in one pass;
  * seqs holds n × (seq_len + 1) tokens. */
 static int run_chunk(aik_trainer *tr, const int32_t *seqs, uint32_t n, float scale, bool backward, bool distill,
@@ -356,7 +396,6 @@ static int run_chunk(aik_trainer *tr, const int32_t *seqs, uint32_t n, float sca
     if (r < 0)
         return r;
     if (distill && tr->teacher) {
-        float w = tr->cfg.ce_weight;
         for (uint32_t b = 0; b < n; b++) {
             const float *tl;
             aik_session_reset(tr->teacher);
@@ -365,14 +404,76 @@ static int run_chunk(aik_trainer *tr, const int32_t *seqs, uint32_t n, float sca
                 return r;
             memcpy(tr->tlogits + (size_t)b * T * V, tl, (size_t)T * V * sizeof(float));
         }
-        loss = w * aik_cross_entropy(logits, tr->tgt, rows, V, w * scale, backward ? tr->dlogits : NULL, ret_count);
-        loss += (1.0f - w) * aik_distill_kl(logits, tr->tlogits, rows, V, tr->cfg.distill_temp, (1.0f - w) * scale,
-                                              backward ? tr->dlogits : NULL);
-    } else {
-        loss = aik_cross_entropy(logits, tr->tgt, rows, V, scale, backward ? tr->dlogits : NULL, ret_count);
+    }
+    loss_job lj = { logits, tr->tlogits, tr->tgt, backward ? tr->dlogits : NULL, rows, V, scale, tr->cfg.ce_weight,
+                    tr->cfg.distill_temp, distill && tr->teacher, { 0 }, { 0 } };
+    aik_threadpool_parallel_for(tr->pool, LOSS_TASKS, loss_task, &lj);
+    loss = 0;
+    *ret_count = 0;
+    for (int k = 0; k < LOSS_TASKS; k++) {
+        loss += lj.part[k];
+        *ret_count += lj.count[k];
     }
     *ret_loss = loss;
     return backward ? aik_tape_backward(tr->tape, tr->dlogits, err) : 0;
+}
+
+/* A slice of one parameter tensor: the unit of work of the optimizer. */
+typedef struct opt_chunk {
+    param *p;
+    uint64_t begin, end;
+    double sum; /* gradient sum of squares of the slice */
+} opt_chunk;
+
+typedef struct opt_job {
+    aik_trainer *tr;
+    float clip, lr, bc1, bc2;
+    size_t n_chunks;
+    opt_chunk *chunks;
+} opt_job;
+
+static int build_chunks(aik_trainer *tr, opt_job *j)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < tr->n_params; i++)
+        n += (size_t)((tr->params[i].n + OPT_CHUNK - 1) / OPT_CHUNK);
+    j->chunks = malloc((n ? n : 1) * sizeof(*j->chunks));
+    if (!j->chunks)
+        return -ENOMEM;
+    j->n_chunks = 0;
+    for (size_t i = 0; i < tr->n_params; i++)
+        for (uint64_t b = 0; b < tr->params[i].n; b += OPT_CHUNK) {
+            uint64_t e = b + OPT_CHUNK < tr->params[i].n ? b + OPT_CHUNK : tr->params[i].n;
+            j->chunks[j->n_chunks++] = (opt_chunk){ &tr->params[i], b, e, 0 };
+        }
+    return 0;
+}
+
+static void norm_task(void *ctx, int task, int thread)
+{
+    opt_chunk *ch = &((opt_job *)ctx)->chunks[task];
+    double s = 0;
+    (void)thread;
+    for (uint64_t k = ch->begin; k < ch->end; k++)
+        s += (double)ch->p->grad[k] * ch->p->grad[k];
+    ch->sum = s;
+}
+
+static void adamw_task(void *ctx, int task, int thread)
+{
+    const opt_job *j = ctx;
+    const aik_train_config *c = &j->tr->cfg;
+    const opt_chunk *ch = &j->chunks[task];
+    param *p = ch->p;
+    float wd = p->decay ? c->weight_decay : 0.0f;
+    (void)thread;
+    for (uint64_t k = ch->begin; k < ch->end; k++) {
+        float gk = p->grad[k] * j->clip;
+        p->m[k] = c->beta1 * p->m[k] + (1.0f - c->beta1) * gk;
+        p->v[k] = c->beta2 * p->v[k] + (1.0f - c->beta2) * gk * gk;
+        float mh = p->m[k] / j->bc1, vh = p->v[k] / j->bc2;
+        p->val[k] -= j->lr * (mh / (sqrtf(vh) + c->adam_eps) + wd * p->val[k]);
+    }
 }
 
 int aik_trainer_step(aik_trainer *tr, const int32_t *seqs, aik_train_stats *ret, aik_error *err)
@@ -398,29 +499,27 @@ int aik_trainer_step(aik_trainer *tr, const int32_t *seqs, aik_train_stats *ret,
         loss += l;
         tokens += cnt;
     }
-    for (size_t i = 0; i < tr->n_params; i++)
-        for (uint64_t k = 0; k < tr->params[i].n; k++)
-            norm2 += (double)tr->params[i].grad[k] * tr->params[i].grad[k];
+    opt_job oj = { tr, 0, 0, 0, 0, 0, NULL };
+    if (build_chunks(tr, &oj) < 0)
+        return aik_fail(err, -ENOMEM, "train", "out of memory");
+    aik_threadpool_parallel_for(tr->pool, (int)oj.n_chunks, norm_task, &oj);
+    for (size_t k = 0; k < oj.n_chunks; k++)
+        norm2 += oj.chunks[k].sum;
     double norm = sqrt(norm2);
-    if (!isfinite(norm))
+    if (!isfinite(norm)) {
+        free(oj.chunks);
         return aik_fail(err, -ERANGE, "train", "gradient is not finite at step %u (lower the learning rate)",
                         tr->step);
+    }
     float clip = (c->grad_clip > 0 && norm > c->grad_clip) ? (float)(c->grad_clip / norm) : 1.0f;
     float lr = aik_trainer_lr_at(c, tr->step);
     uint32_t t = tr->step + 1;
-    float bc1 = 1.0f - powf(c->beta1, (float)t), bc2 = 1.0f - powf(c->beta2, (float)t);
-
-    for (size_t i = 0; i < tr->n_params; i++) {
-        param *p = &tr->params[i];
-        float wd = p->decay ? c->weight_decay : 0.0f;
-        for (uint64_t k = 0; k < p->n; k++) {
-            float gk = p->grad[k] * clip;
-            p->m[k] = c->beta1 * p->m[k] + (1.0f - c->beta1) * gk;
-            p->v[k] = c->beta2 * p->v[k] + (1.0f - c->beta2) * gk * gk;
-            float mh = p->m[k] / bc1, vh = p->v[k] / bc2;
-            p->val[k] -= lr * (mh / (sqrtf(vh) + c->adam_eps) + wd * p->val[k]);
-        }
-    }
+    oj.clip = clip;
+    oj.lr = lr;
+    oj.bc1 = 1.0f - powf(c->beta1, (float)t);
+    oj.bc2 = 1.0f - powf(c->beta2, (float)t);
+    aik_threadpool_parallel_for(tr->pool, (int)oj.n_chunks, adamw_task, &oj);
+    free(oj.chunks);
     tr->step++;
     if (ret) {
         ret->step = tr->step;
