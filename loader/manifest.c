@@ -192,8 +192,71 @@ enum {
     K_PROFILE = 1u << 6,
     K_PARENTS = 1u << 7,
     K_SIGNER = 1u << 8,
+    K_DATA = 1u << 9,
     K_REQUIRED = K_FORMAT | K_NAME | K_VERSION | K_KIND | K_OBJECT | K_SIGNER,
 };
+
+static bool valid_role(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n >= AIK_MANIFEST_ROLE_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
+            return false;
+    return true;
+}
+
+/* "training_data": [ { "role": "trajectories", "sha256": "<hex>" }, ... ] */
+static int parse_data(json_t *val, aik_manifest *m, aik_error *err)
+{
+    char where[160];
+    size_t i;
+    json_t *item;
+    int r;
+
+    if (!json_is_array(val))
+        return aik_fail(err, -EINVAL, "training_data", "must be an array");
+    if (json_array_size(val) > AIK_MANIFEST_MAX_DATA)
+        return aik_fail(err, -E2BIG, "training_data", "has %zu entries, at most %d allowed", json_array_size(val),
+                        AIK_MANIFEST_MAX_DATA);
+    json_array_foreach(val, i, item) {
+        const char *k, *role = NULL;
+        json_t *v;
+        bool have_hash = false;
+
+        snprintf(where, sizeof(where), "training_data[%zu]", i);
+        if (!json_is_object(item))
+            return aik_fail(err, -EINVAL, where, "must be an object {role, sha256}");
+        json_object_foreach(item, k, v) {
+            if (strcmp(k, "role") == 0) {
+                snprintf(where, sizeof(where), "training_data[%zu].role", i);
+                r = get_string(v, where, &role, err);
+                if (r < 0)
+                    return r;
+                if (!valid_role(role))
+                    return aik_fail(err, -EINVAL, where, "must be 1..31 characters [a-z0-9-]");
+                snprintf(m->data[i].role, sizeof(m->data[i].role), "%s", role);
+            } else if (strcmp(k, "sha256") == 0) {
+                snprintf(where, sizeof(where), "training_data[%zu].sha256", i);
+                r = get_digest(v, where, m->data[i].sha256, err);
+                if (r < 0)
+                    return r;
+                have_hash = true;
+            } else {
+                snprintf(where, sizeof(where), "training_data[%zu].%.40s", i, k);
+                return aik_fail(err, -EINVAL, where, "unknown key");
+            }
+        }
+        snprintf(where, sizeof(where), "training_data[%zu]", i);
+        if (!role)
+            return aik_fail(err, -EINVAL, where, "missing key \"role\"");
+        if (!have_hash)
+            return aik_fail(err, -EINVAL, where, "missing key \"sha256\"");
+    }
+    m->n_data = (uint32_t)json_array_size(val);
+    return 0;
+}
 
 static int parse_root(json_t *root, aik_manifest *m, aik_error *err)
 {
@@ -287,6 +350,11 @@ static int parse_root(json_t *root, aik_manifest *m, aik_error *err)
             }
             m->n_parents = (uint32_t)json_array_size(val);
             seen |= K_PARENTS;
+        } else if (strcmp(key, "training_data") == 0) {
+            r = parse_data(val, m, err);
+            if (r < 0)
+                return r;
+            seen |= K_DATA;
         } else if (strcmp(key, "signer") == 0) {
             r = get_digest(val, "signer", m->signer, err);
             if (r < 0)
@@ -382,8 +450,12 @@ int aik_manifest_write(const aik_manifest *m, char **ret_data, size_t *ret_len, 
         return aik_fail(err, -EINVAL, "name", "invalid module name");
     if (aik_module_kind_label(m->kind)[0] == '?')
         return aik_fail(err, -EINVAL, "kind", "unknown kind %u", m->kind);
-    if (m->n_payloads > AIK_MANIFEST_MAX_PAYLOADS || m->n_parents > AIK_MANIFEST_MAX_PARENTS)
-        return aik_fail(err, -E2BIG, "manifest", "too many payloads or parents");
+    if (m->n_payloads > AIK_MANIFEST_MAX_PAYLOADS || m->n_parents > AIK_MANIFEST_MAX_PARENTS ||
+        m->n_data > AIK_MANIFEST_MAX_DATA)
+        return aik_fail(err, -E2BIG, "manifest", "too many payloads, parents or data entries");
+    for (uint32_t i = 0; i < m->n_data; i++)
+        if (!valid_role(m->data[i].role))
+            return aik_fail(err, -EINVAL, "training_data", "invalid role \"%.40s\"", m->data[i].role);
 
     root = json_object();
     if (!root)
@@ -410,6 +482,17 @@ int aik_manifest_write(const aik_manifest *m, char **ret_data, size_t *ret_len, 
         aik_sha256_hex(m->parents[i], hex);
         if (json_array_append_new(arr, json_string(hex)) < 0)
             goto out;
+    }
+    if (m->n_data) {
+        /* Written only when present, so manifests without it keep their bytes. */
+        arr = json_array();
+        if (!arr || json_object_set_new(root, "training_data", arr) < 0)
+            goto out;
+        for (uint32_t i = 0; i < m->n_data; i++) {
+            aik_sha256_hex(m->data[i].sha256, hex);
+            if (json_array_append_new(arr, json_pack("{s:s, s:s}", "role", m->data[i].role, "sha256", hex)) < 0)
+                goto out;
+        }
     }
     aik_sha256_hex(m->signer, hex);
     if (json_object_set_new(root, "signer", json_string(hex)) < 0)

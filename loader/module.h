@@ -58,6 +58,8 @@ int aik_modver_cmp(const aik_modver *a, const aik_modver *b);
 #define AIK_MANIFEST_MAX_PAYLOADS 16
 #define AIK_MANIFEST_MAX_PARENTS 8
 #define AIK_MANIFEST_FILE_MAX 128 /* bytes of a file name including the NUL */
+#define AIK_MANIFEST_MAX_DATA 8
+#define AIK_MANIFEST_ROLE_MAX 32  /* bytes of a data role including the NUL */
 
 typedef struct aik_manifest_file {
     char file[AIK_MANIFEST_FILE_MAX]; /* plain file name inside the module directory */
@@ -77,6 +79,15 @@ typedef struct aik_manifest {
     aik_manifest_file profile;
     uint32_t n_parents;
     uint8_t parents[AIK_MANIFEST_MAX_PARENTS][32]; /* SHA-256 of each parent's manifest.json */
+    /* Lineage of a derived artifact beyond its parents: the data it was made
+     * from ("replay-log", "trajectories", "eval-cases", ...) by digest. The
+     * files are not part of the module; the digests let an auditor match
+     * the artifact to the exact data. */
+    uint32_t n_data;
+    struct {
+        char role[AIK_MANIFEST_ROLE_MAX]; /* [a-z0-9-], 1..31 characters */
+        uint8_t sha256[32];
+    } data[AIK_MANIFEST_MAX_DATA];
     uint8_t signer[32];                  /* key id: SHA-256 of the raw Ed25519 public key */
 } aik_manifest;
 
@@ -93,6 +104,17 @@ int aik_manifest_write(const aik_manifest *m, char **ret_data, size_t *ret_len, 
  * in a manifest: the same rule with up to 127 characters (so never a path). */
 bool aik_valid_module_name(const char *s);
 bool aik_valid_file_name(const char *s);
+
+/* Sign a manifest: set m->signer from key, serialize, re-parse what was
+ * written (never sign what the loader would reject), sign, and write
+ * dir/manifest.json and dir/manifest.sig atomically. ret_digest (optional)
+ * receives the manifest digest; ret_json/ret_len (optional, both or
+ * neither) the exact bytes (malloc'ed) and ret_sig the signature, e.g. for
+ * aik_manifest_store_put. */
+struct aik_signing_key;
+int aik_manifest_sign_write(const char *dir, aik_manifest *m, const struct aik_signing_key *key,
+                            uint8_t ret_digest[32], char **ret_json, size_t *ret_len, uint8_t ret_sig[64],
+                            aik_error *err);
 
 /* Name of a kind ("architecture") and back. */
 const char *aik_module_kind_label(uint32_t kind);

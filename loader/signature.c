@@ -320,3 +320,70 @@ int aik_load_signature(struct load_info *li, aik_error *err)
     return aik_verify_manifest_signature(li->opts.trust, &li->man, li->manifest_bytes, li->manifest_len,
                                          li->sig, &li->signer_role, err);
 }
+
+int aik_manifest_sign_write(const char *dir, aik_manifest *m, const aik_signing_key *key, uint8_t ret_digest[32],
+                            char **ret_json, size_t *ret_len, uint8_t ret_sig[64], aik_error *err)
+{
+    uint8_t pub[AIK_ED25519_KEY_LEN], sig[AIK_ED25519_SIG_LEN], digest[32];
+    aik_manifest *check = NULL;
+    char *json = NULL, *path = NULL;
+    size_t len = 0;
+    int r;
+
+    if (!dir || !m || !key)
+        return aik_fail(err, -EINVAL, "sign", "missing argument");
+    if ((r = aik_signing_key_public(key, pub)) < 0 || (r = aik_key_id(pub, m->signer)) < 0)
+        return aik_fail(err, r, "sign", "cannot derive the key id");
+    m->format = AIK_MANIFEST_FORMAT;
+    r = aik_manifest_write(m, &json, &len, err);
+    if (r < 0)
+        return r;
+    check = malloc(sizeof(*check));
+    if (!check) {
+        r = aik_fail(err, -ENOMEM, "sign", "out of memory");
+        goto out;
+    }
+    r = aik_manifest_parse(json, len, check, err);
+    if (r < 0)
+        goto out;
+    r = aik_signing_key_sign(key, json, len, sig);
+    if (r < 0) {
+        aik_fail(err, r, "sign", "signing failed");
+        goto out;
+    }
+    if (asprintf(&path, "%s/manifest.json", dir) < 0) {
+        path = NULL;
+        r = aik_fail(err, -ENOMEM, "sign", "out of memory");
+        goto out;
+    }
+    r = aik_write_file_atomic(path, json, len, 0644);
+    if (r == 0) {
+        free(path);
+        path = NULL;
+        if (asprintf(&path, "%s/manifest.sig", dir) < 0) {
+            path = NULL;
+            r = -ENOMEM;
+        } else {
+            r = aik_write_file_atomic(path, sig, sizeof(sig), 0644);
+        }
+    }
+    if (r < 0) {
+        aik_fail(err, r, path ? path : dir, "cannot write the signed manifest");
+        goto out;
+    }
+    aik_sha256_buf(json, len, digest);
+    if (ret_digest)
+        memcpy(ret_digest, digest, 32);
+    if (ret_sig)
+        memcpy(ret_sig, sig, sizeof(sig));
+    if (ret_json && ret_len) {
+        *ret_json = json;
+        *ret_len = len;
+        json = NULL;
+    }
+out:
+    free(check);
+    free(path);
+    free(json);
+    return r;
+}

@@ -15,6 +15,7 @@
 #include "common/atomic_file.h"
 #include "common/digest.h"
 #include "common/error.h"
+#include "runtime/capability_run.h"
 #include "runtime/generate.h"
 
 static const char *const match_names[] = { "exact", "contains", "not-contains", "regex" };
@@ -288,22 +289,40 @@ int aik_eval_run(const aik_model *m, const aik_eval_cases *cases, const aik_eval
     aik_generate_params_default(&gp);
     gp.n_predict = cfg && cfg->n_predict ? cfg->n_predict : 64;
     gp.sampling.temperature = 0.0f; /* greedy: an eval result must be reproducible */
+    if (cfg && cfg->n_lora) {
+        r = aik_cpu_exec_set_lora(aik_session_exec(s), cfg->lora, cfg->n_lora, err);
+        if (r < 0)
+            goto fail;
+    }
     for (size_t i = 0; i < cases->n; i++) {
         const aik_eval_case *c = &cases->cases[i];
         aik_generate_result res = { 0 };
         size_t pl = c->prompt ? strlen(c->prompt) : 0, il = strlen(c->input);
 
-        text = malloc(pl + il + 1);
-        if (!text) {
-            r = aik_fail(err, -ENOMEM, NULL, "out of memory");
-            goto fail;
+        if (cfg && cfg->cap) {
+            aik_capability_run_options ro = { .max_tokens = cfg->n_predict };
+            if (c->prompt) {
+                char where[32];
+                snprintf(where, sizeof(where), "line %u: prompt", c->line);
+                r = aik_fail(err, -EINVAL, where, "a capability makes its own prompt; remove the key");
+                goto fail;
+            }
+            r = aik_capability_run(s, cfg->cap, c->input, il, &ro, &res, NULL, err);
+            if (r == -EINVAL)
+                r = -E2BIG; /* refused input: the case fails, the run goes on */
+        } else {
+            text = malloc(pl + il + 1);
+            if (!text) {
+                r = aik_fail(err, -ENOMEM, NULL, "out of memory");
+                goto fail;
+            }
+            if (pl)
+                memcpy(text, c->prompt, pl);
+            memcpy(text + pl, c->input, il + 1);
+            r = aik_generate(s, text, pl + il, &gp, &res, err);
+            free(text);
+            text = NULL;
         }
-        if (pl)
-            memcpy(text, c->prompt, pl);
-        memcpy(text + pl, c->input, il + 1);
-        r = aik_generate(s, text, pl + il, &gp, &res, err);
-        free(text);
-        text = NULL;
         if (r == -E2BIG) {
             o.outputs[i] = strdup("");
             o.failed++;

@@ -26,6 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "aik/capability.h"
 #include "aik/common.h"
 #include "runtime/model.h"
 
@@ -73,8 +74,17 @@ void aik_eval_cases_free(aik_eval_cases *c);
 bool aik_eval_case_passes(const aik_eval_case *c, const char *output, size_t len);
 
 typedef struct aik_eval_config {
-    uint32_t n_predict; /* tokens per case; 0: 64 */
+    uint32_t n_predict; /* tokens per case; 0: 64 (the capability's budget when cap is set) */
     uint32_t n_threads; /* 0: one per online CPU */
+    /* Evaluate a capability as the kernel serves it (optional): each case's
+     * input goes through cap's prompt, stop strings and post-processing
+     * (runtime/capability_run.h), with the kernel's sampling defaults, and
+     * lora (n_lora pairs, unmerged) is applied to the model. Cases with a
+     * "prompt" key are refused in this mode: the capability makes the
+     * prompt. An input the capability refuses fails its case. */
+    const aik_capability_ops *cap;
+    const struct aik_lora_ref *lora;
+    size_t n_lora;
 } aik_eval_config;
 
 typedef struct aik_eval_outcome {
@@ -85,7 +95,7 @@ typedef struct aik_eval_outcome {
 } aik_eval_outcome;
 
 /* Run every case greedily (temperature 0) through one session of m and match
- * the generated text. A case whose prompt does not fit the context counts as
+ * the generated text (or the capability's answer, see aik_eval_config). A case whose prompt does not fit the context counts as
  * failed (its output is empty); other generation errors abort the run. */
 int aik_eval_run(const aik_model *m, const aik_eval_cases *cases, const aik_eval_config *cfg,
                  aik_eval_outcome *ret_outcome, aik_error *err);

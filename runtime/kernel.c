@@ -24,8 +24,11 @@
 #include "capgraph/capgraph.h"
 #include "common/digest.h"
 #include "common/error.h"
+#include "loader/adapter.h"
 #include "loader/module.h"
+#include "runtime/capability_run.h"
 #include "runtime/generate.h"
+#include "runtime/kernel_internal.h"
 #include "runtime/model.h"
 #include "runtime/replay.h"
 
@@ -37,7 +40,6 @@
 #endif
 
 #define KERNEL_MAX_MODULE_DIRS 4096
-#define PROMPT_MAX 4096
 
 typedef struct resident {
     char key[96];                 /* name@version */
@@ -46,6 +48,13 @@ typedef struct resident {
     uint32_t kind;
     aik_model *model;             /* architecture modules */
     const aik_capability_ops *cap; /* capability modules */
+    /* A capability module's low-rank adapter (optional payload named by its
+     * profile's module.adapter), applied unmerged per request, so the base
+     * stays shared and switching capability costs a table update. */
+    aik_adapter *adapter;
+    aik_lora_ref *lora;           /* adapter->n_tensors refs into adapter */
+    char adapter_digest[65];      /* hex SHA-256 of the adapter file (the manifest's payload digest) */
+    char adapter_checked_for[65]; /* base manifest digest it was validated against ("" none yet) */
     uint64_t bytes;
     uint32_t refs;
     uint64_t last_used;
@@ -187,6 +196,8 @@ fail:
 
 static void unload(resident *m)
 {
+    free(m->lora);
+    aik_adapter_free(m->adapter);
     aik_model_free(m->model);
     aik_module_close(m->mod);
     aik_profile_free(m->profile);
@@ -214,6 +225,69 @@ AIK_EXPORT void aik_kernel_close(aik_kernel *k)
     pthread_mutex_destroy(&k->lock);
     pthread_mutex_destroy(&k->graph_lock);
     free(k);
+}
+
+/* Decode the adapter a capability module's profile names. It must be one of
+ * the manifest's payloads, so its bytes are the verified ones; only ALR1 is
+ * served unmerged (a dense or sparse delta is as large as the tensors it
+ * changes: merge it into a package instead). */
+static int load_adapter(resident *m, aik_error *err)
+{
+    const aik_manifest *mf = aik_module_manifest(m->mod);
+    const aik_payload_ref *ref = &m->profile->adapter;
+    const void *data = NULL;
+    uint64_t size = 0;
+    uint32_t idx = UINT32_MAX;
+    int r;
+
+    for (uint32_t i = 0; i < mf->n_payloads; i++)
+        if (strcmp(mf->payloads[i].file, ref->file) == 0)
+            idx = i;
+    if (idx == UINT32_MAX)
+        return aik_fail(err, -ENOENT, "module.adapter", "%s is not a payload of the signed manifest", ref->file);
+    if (ref->has_sha256 && memcmp(ref->sha256, mf->payloads[idx].sha256, 32) != 0)
+        return aik_fail(err, -EBADMSG, "module.adapter.sha256", "the profile and the manifest disagree on %s",
+                        ref->file);
+    r = aik_module_payload(m->mod, idx, &data, &size);
+    if (r < 0)
+        return aik_fail(err, r, "module.adapter", "%s is not mapped", ref->file);
+    r = aik_adapter_parse(data, (size_t)size, &m->adapter, err);
+    if (r < 0) {
+        aik_error_prefix(err, ref->file);
+        return r;
+    }
+    if (m->adapter->kind != AIK_ADAPTER_LOWRANK)
+        return aik_fail(err, -ENOTSUP, ref->file,
+                        "%s adapters are not applied at run time; merge it into a package (aikctl adapter merge)",
+                        aik_adapter_kind_magic(m->adapter->kind));
+    m->lora = calloc(m->adapter->n_tensors ? m->adapter->n_tensors : 1, sizeof(*m->lora));
+    if (!m->lora)
+        return aik_fail(err, -ENOMEM, ref->file, "out of memory");
+    for (uint32_t i = 0; i < m->adapter->n_tensors; i++) {
+        const aik_adapter_tensor *t = &m->adapter->tensors[i];
+        m->lora[i] = (aik_lora_ref){ .weight = t->name, .rank = t->rank, .scale = t->alpha / (float)t->rank,
+                                      .A = t->A, .B = t->B };
+    }
+    aik_sha256_hex(mf->payloads[idx].sha256, m->adapter_digest);
+    m->bytes += size;
+    return 0;
+}
+
+/* The seed's validate_adapter_against_model, once per (adapter, base). */
+static int check_adapter(aik_kernel *k, resident *cap, const resident *base, aik_error *err)
+{
+    int r = 0;
+
+    pthread_mutex_lock(&k->lock);
+    if (strcmp(cap->adapter_checked_for, base->digest) != 0) {
+        r = aik_adapter_validate(cap->adapter, base->model->pkg, err);
+        if (r == 0)
+            memcpy(cap->adapter_checked_for, base->digest, sizeof(base->digest));
+        else
+            aik_error_prefix(err, cap->key);
+    }
+    pthread_mutex_unlock(&k->lock);
+    return r;
 }
 
 /* Verify and activate one module (k->lock held). */
@@ -293,6 +367,13 @@ static int load_module(aik_kernel *k, const aik_profile *planned, resident **ret
             goto fail;
         }
         m->bytes = 1;
+        if (m->profile->has_adapter) {
+            r = load_adapter(m, err);
+            if (r < 0) {
+                aik_error_prefix(err, planned->name);
+                goto fail;
+            }
+        }
     } else {
         r = aik_fail(err, -ENOEXEC, planned->name, "modules of kind %u cannot serve requests", d->kind);
         goto fail;
@@ -301,6 +382,8 @@ static int load_module(aik_kernel *k, const aik_profile *planned, resident **ret
     *ret = m;
     return 0;
 fail:
+    free(m->lora);
+    aik_adapter_free(m->adapter);
     aik_module_close(m->mod);
     aik_profile_free(m->profile);
     free(m);
@@ -365,6 +448,47 @@ static void release(aik_kernel *k, resident *m)
     pthread_mutex_unlock(&k->lock);
 }
 
+/* Resolve an intent and acquire every module of the plan (references held:
+ * release each of used[0..n_used) afterwards, also on failure). base is the
+ * architecture module, cap the module implementing the resolved capability
+ * (NULL when the base serves it itself). */
+static int resolve_and_load(aik_kernel *k, const char *intent, const aik_constraints *cons, aik_plan **ret_plan,
+                            resident *used[AIK_PLAN_MAX_MODULES], size_t *n_used, resident **ret_base,
+                            resident **ret_cap, double *ret_resolve_ms, double *ret_load_ms, aik_error *err)
+{
+    aik_plan *plan = NULL;
+    resident *base = NULL, *cap = NULL;
+    struct timespec t0;
+    int r;
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    pthread_mutex_lock(&k->graph_lock);
+    r = aik_capgraph_resolve(k->graph, intent, cons, NULL, &plan, err);
+    pthread_mutex_unlock(&k->graph_lock);
+    *ret_resolve_ms = ms_since(&t0);
+    if (r < 0)
+        return r;
+    *ret_plan = plan;
+    /* load only what the plan names */
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (size_t i = 0; i < plan->n_modules && i < AIK_PLAN_MAX_MODULES; i++) {
+        r = acquire(k, plan->modules[i], &used[*n_used], err);
+        if (r < 0)
+            return r;
+        resident *m = used[(*n_used)++];
+        if (m->kind == AIK_MODULE_ARCHITECTURE && !base)
+            base = m;
+        if (m->kind == AIK_MODULE_CAPABILITY && m->cap && strcmp(m->cap->capability, plan->capability) == 0)
+            cap = m;
+    }
+    *ret_load_ms = ms_since(&t0);
+    if (!base)
+        return aik_fail(err, -ENOEXEC, plan->capability, "the plan has no base model module");
+    *ret_base = base;
+    *ret_cap = cap;
+    return 0;
+}
+
 AIK_EXPORT void aik_result_free(aik_result *r)
 {
     if (!r)
@@ -386,9 +510,6 @@ AIK_EXPORT int aik_submit(aik_kernel *k, const char *intent, const char *input, 
     aik_result *res = NULL;
     aik_session *s = NULL;
     aik_generate_result gen = { 0 };
-    struct timespec t0;
-    char prompt[PROMPT_MAX];
-    size_t plen = 0;
     int r;
 
     if (!k || !intent || !input || !ret)
@@ -403,37 +524,14 @@ AIK_EXPORT int aik_submit(aik_kernel *k, const char *intent, const char *input, 
     if (!res)
         return aik_fail(err, -ENOMEM, "submit", "out of memory");
 
-    /* resolve */
-    clock_gettime(CLOCK_MONOTONIC, &t0);
     cons.memory_budget = o.memory_budget;
     cons.backends = o.backends;
     cons.latency_ms = o.latency_ms;
-    pthread_mutex_lock(&k->graph_lock);
-    r = aik_capgraph_resolve(k->graph, intent, &cons, NULL, &plan, err);
-    pthread_mutex_unlock(&k->graph_lock);
-    res->resolve_ms = ms_since(&t0);
+    r = resolve_and_load(k, intent, &cons, &plan, used, &n_used, &base, &cap, &res->resolve_ms, &res->load_ms, err);
     if (r < 0)
         goto out;
     snprintf(res->capability, sizeof(res->capability), "%s", plan->capability);
     res->match_score = plan->match_score;
-
-    /* load only what the plan names */
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    for (size_t i = 0; i < plan->n_modules; i++) {
-        r = acquire(k, plan->modules[i], &used[n_used], err);
-        if (r < 0)
-            goto out;
-        resident *m = used[n_used++];
-        if (m->kind == AIK_MODULE_ARCHITECTURE && !base)
-            base = m;
-        if (m->kind == AIK_MODULE_CAPABILITY && m->cap && strcmp(m->cap->capability, plan->capability) == 0)
-            cap = m;
-    }
-    res->load_ms = ms_since(&t0);
-    if (!base) {
-        r = aik_fail(err, -ENOEXEC, plan->capability, "the plan has no base model module");
-        goto out;
-    }
     res->n_modules = 0;
     /* base first, then the others in plan order */
     for (int pass = 0; pass < 2; pass++)
@@ -447,65 +545,43 @@ AIK_EXPORT int aik_submit(aik_kernel *k, const char *intent, const char *input, 
             memcpy(rm->digest, used[i]->digest, sizeof(rm->digest));
         }
 
-    /* prompt */
-    if (cap) {
-        r = cap->cap->build_prompt(input, strlen(input), prompt, sizeof(prompt), &plen);
-        if (r < 0) {
-            aik_fail(err, r, plan->capability, r == -EINVAL ? "the capability cannot serve this input" : "prompt too long");
-            goto out;
-        }
-    } else {
-        plen = strlen(input);
-        if (plen >= sizeof(prompt)) {
-            r = aik_fail(err, -E2BIG, "input", "longer than %d bytes", PROMPT_MAX - 1);
-            goto out;
-        }
-        memcpy(prompt, input, plen);
-    }
-
-    /* generate */
-    aik_generate_params gp;
-    aik_generate_params_default(&gp);
-    gp.n_predict = o.max_tokens ? o.max_tokens : (cap && cap->cap->max_tokens ? cap->cap->max_tokens : 128);
-    gp.sampling.temperature = o.temperature > 0 ? o.temperature : 0.0f;
-    gp.sampling.seed = o.seed;
-    /* Small models loop under greedy decoding; a mild penalty keeps answers moving. */
-    gp.sampling.repeat_penalty = o.repeat_penalty > 0 ? o.repeat_penalty : 1.3f;
-    gp.sampling.repeat_last_n = 64;
-    gp.on_text = o.on_text;
-    gp.user = o.user;
-    gp.cancel = (const atomic_int *)o.cancel;
-    if (cap && cap->cap->stop_strings) {
-        size_t n = 0;
-        while (cap->cap->stop_strings[n] && n < 16)
-            n++;
-        gp.stop_strings = cap->cap->stop_strings;
-        gp.n_stop_strings = n;
-    }
-    uint32_t need = (uint32_t)plen + gp.n_predict + 2;
+    /* generate: the context is sized for this request's prompt and budget */
+    uint32_t budget = o.max_tokens ? o.max_tokens
+                                   : (cap && cap->cap->max_tokens ? cap->cap->max_tokens : AIK_CAPABILITY_DEFAULT_TOKENS);
+    char prompt[AIK_CAPABILITY_PROMPT_MAX];
+    size_t plen = 0;
+    r = aik_capability_prompt(cap ? cap->cap : NULL, input, strlen(input), prompt, sizeof(prompt), &plen, err);
+    if (r < 0)
+        goto out;
+    uint32_t need = (uint32_t)plen + budget + 2;
     aik_session_config sc = { .n_threads = k->n_threads,
                               .ctx_len = need < base->model->hp.ctx_len ? need : base->model->hp.ctx_len };
     r = aik_session_new(base->model, &sc, &s, err);
     if (r < 0)
         goto out;
-    gp.prompt_policy = AIK_PROMPT_REFUSE;
-    r = aik_generate(s, prompt, plen, &gp, &gen, err);
+    if (cap && cap->adapter) {
+        /* Per-request adapter: this session's executor gets the capability's
+         * LoRA pairs; the shared base weights are not touched. */
+        struct timespec ta;
+        clock_gettime(CLOCK_MONOTONIC, &ta);
+        r = check_adapter(k, cap, base, err);
+        if (r == 0)
+            r = aik_cpu_exec_set_lora(aik_session_exec(s), cap->lora, cap->adapter->n_tensors, err);
+        if (r < 0)
+            goto out;
+        memcpy(res->adapter_digest, cap->adapter_digest, sizeof(res->adapter_digest));
+        res->adapter_ms = ms_since(&ta);
+    }
+    aik_capability_run_options ro = { .max_tokens = budget, .temperature = o.temperature, .seed = o.seed,
+                                       .repeat_penalty = o.repeat_penalty, .on_text = o.on_text, .user = o.user,
+                                       .cancel = (const atomic_int *)o.cancel };
+    r = aik_capability_run(s, cap ? cap->cap : NULL, input, strlen(input), &ro, &gen, NULL, err);
     if (r < 0)
         goto out;
     res->prompt_ms = gen.prompt_ms;
     res->generate_ms = gen.gen_ms;
     res->n_prompt_tokens = gen.n_prompt;
     res->stop_reason = aik_stop_reason_name(gen.stop);
-    if (cap && cap->cap->postprocess) {
-        size_t len = gen.text_len;
-        r = cap->cap->postprocess(input, strlen(input), gen.text, gen.text_len, &len);
-        if (r < 0) {
-            aik_fail(err, r, plan->capability, "post-processing failed");
-            goto out;
-        }
-        gen.text_len = len;
-        gen.text[len] = '\0';
-    }
     if (k->replay) {
         uint8_t digests[AIK_RESULT_MAX_MODULES][32];
         for (uint32_t i = 0; i < res->n_modules; i++)
@@ -558,4 +634,96 @@ AIK_EXPORT uint64_t aik_kernel_load_count(aik_kernel *k)
     uint64_t n = k->loads;
     pthread_mutex_unlock(&k->lock);
     return n;
+}
+
+/* ---- for the distillation pipeline (runtime/kernel_internal.h) ---- */
+
+typedef struct borrowed {
+    aik_plan *plan;
+    resident *used[AIK_PLAN_MAX_MODULES];
+    size_t n_used;
+} borrowed;
+
+static const char *module_dir_of(const aik_kernel *k, const char *name)
+{
+    for (size_t i = 0; i < k->n_dirs; i++)
+        if (strcmp(k->dirs[i].name, name) == 0)
+            return k->dirs[i].dir;
+    return NULL;
+}
+
+void aik_kernel_capability_release(aik_kernel *k, aik_kernel_capability *c)
+{
+    borrowed *b;
+
+    if (!k || !c || !c->priv)
+        return;
+    b = c->priv;
+    for (size_t i = 0; i < b->n_used; i++)
+        release(k, b->used[i]);
+    aik_plan_free(b->plan);
+    free(b);
+    memset(c, 0, sizeof(*c));
+}
+
+int aik_kernel_capability_acquire(aik_kernel *k, const char *intent, aik_kernel_capability *ret,
+                                  aik_error *err)
+{
+    aik_constraints cons = { 0 };
+    resident *base = NULL, *cap = NULL;
+    double t_resolve, t_load;
+    aik_kernel_capability c = { 0 };
+    borrowed *b;
+    int r;
+
+    if (!k || !intent || !ret)
+        return aik_fail(err, -EINVAL, "kernel", "missing argument");
+    b = calloc(1, sizeof(*b));
+    if (!b)
+        return aik_fail(err, -ENOMEM, "kernel", "out of memory");
+    c.priv = b;
+    r = resolve_and_load(k, intent, &cons, &b->plan, b->used, &b->n_used, &base, &cap, &t_resolve, &t_load, err);
+    if (r < 0) {
+        aik_kernel_capability_release(k, &c);
+        return r;
+    }
+    snprintf(c.capability, sizeof(c.capability), "%s", b->plan->capability);
+    c.base = base->model;
+    memcpy(c.base_digest, base->digest, sizeof(c.base_digest));
+    c.base_dir = module_dir_of(k, aik_module_manifest(base->mod)->name);
+    if (cap) {
+        c.cap = cap->cap;
+        memcpy(c.cap_digest, cap->digest, sizeof(c.cap_digest));
+        c.cap_dir = module_dir_of(k, aik_module_manifest(cap->mod)->name);
+        if (cap->adapter) {
+            r = check_adapter(k, cap, base, err);
+            if (r < 0) {
+                aik_kernel_capability_release(k, &c);
+                return r;
+            }
+            c.lora = cap->lora;
+            c.n_lora = cap->adapter->n_tensors;
+            memcpy(c.adapter_digest, cap->adapter_digest, sizeof(c.adapter_digest));
+        }
+    }
+    *ret = c;
+    return 0;
+}
+
+int aik_kernel_resolve_capability(aik_kernel *k, const char *intent, char ret_capability[64], aik_error *err)
+{
+    aik_constraints cons = { 0 };
+    aik_plan *plan = NULL;
+    int r;
+
+    if (!k || !intent || !ret_capability)
+        return aik_fail(err, -EINVAL, "kernel", "missing argument");
+    pthread_mutex_lock(&k->graph_lock);
+    r = aik_capgraph_resolve(k->graph, intent, &cons, NULL, &plan, err);
+    pthread_mutex_unlock(&k->graph_lock);
+    if (r < 0)
+        return r;
+    snprintf(ret_capability, 64, "%s", plan->capability);
+    aik_plan_free(plan);
+    return 0;
 }

@@ -18,6 +18,12 @@
  * activated — and generates. Modules stay resident for later requests and the
  * least recently used idle ones are unloaded when the memory budget is
  * exceeded. aik_submit is safe to call from many threads at once.
+ *
+ * A capability module may carry a low-rank adapter (ALR1) for the base model
+ * (its profile's module.adapter). Each request runs in its own session over
+ * the shared base weights with the adapter of the capability it resolved
+ * to, so requests for different capabilities run side by side and switching
+ * capability reloads nothing.
  */
 #ifndef AIK_KERNEL_H
 #define AIK_KERNEL_H
@@ -90,6 +96,11 @@ typedef struct aik_result {
     aik_result_module modules[AIK_RESULT_MAX_MODULES];
     double resolve_ms, load_ms, prompt_ms, generate_ms;
     const char *stop_reason;  /* "length", "eos", "stop-string", "context", "cancelled" (static) */
+    /* The capability module's adapter applied to this request (unmerged
+     * LoRA over the shared base), "" when none: hex SHA-256 of the adapter
+     * file, and the time spent choosing it (validation the first time). */
+    char adapter_digest[65];
+    double adapter_ms;
 } aik_result;
 
 /* Resolve, load, generate. On failure err says which stage and why: no

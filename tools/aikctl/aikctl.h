@@ -35,6 +35,7 @@ int aikctl_cmd_export(int argc, char **argv);
 int aikctl_cmd_devices(int argc, char **argv);
 int aikctl_cmd_adapter(int argc, char **argv);
 int aikctl_cmd_eval(int argc, char **argv);
+int aikctl_cmd_distill(int argc, char **argv);
 int aikctl_cmd_place(int argc, char **argv);
 
 #endif

@@ -73,6 +73,10 @@ static void print_manifest(const aik_manifest *m, const char *label)
         aik_sha256_hex(m->parents[i], hex);
         printf("  parent:     %s\n", hex);
     }
+    for (uint32_t i = 0; i < m->n_data; i++) {
+        aik_sha256_hex(m->data[i].sha256, hex);
+        printf("  data:       %s sha256:%s\n", m->data[i].role, hex);
+    }
     aik_sha256_hex(m->signer, hex);
     printf("  signer:     %s\n", hex);
 }

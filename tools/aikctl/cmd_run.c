@@ -81,6 +81,9 @@ int aikctl_cmd_run(int argc, char **argv)
         for (uint32_t i = 0; i < res->n_modules; i++)
             fprintf(stderr, "served by %s %s  sha256:%s\n", res->modules[i].name, res->modules[i].version,
                     res->modules[i].digest);
+        if (res->adapter_digest[0])
+            fprintf(stderr, "adapter (unmerged LoRA, %.3f ms to apply)  sha256:%s\n", res->adapter_ms,
+                    res->adapter_digest);
     }
     rc = 0;
 out:

@@ -27,6 +27,8 @@ static void usage(FILE *f)
             "  --payload FILE     a payload (repeatable; default: every *.slm in DIR)\n"
             "  --profile FILE     the profile (default: profile.yaml if present)\n"
             "  --parent P         parent manifest: 64-hex digest or path to its manifest.json (repeatable)\n"
+            "  --data ROLE=FILE   lineage: digest of a file the artifact was made from (repeatable;\n"
+            "                     roles such as replay-log, trajectories, eval-cases)\n"
             "  --name N --version V --kind K   override the ELF note (the loader checks they agree)\n"
             "  --store DIR        also file the signed manifest in a manifest store (for lineage)\n");
 }
@@ -123,7 +125,7 @@ int aikctl_cmd_sign(int argc, char **argv)
     aik_module_note_desc note;
     char **list = NULL, *path = NULL, *json = NULL, *img = NULL;
     size_t n_list = 0, len = 0, img_len = 0;
-    uint8_t pub[32], sig[64], digest[32];
+    uint8_t sig[64], digest[32];
     char hex[AIK_SHA256_HEX_LEN];
     aik_error err;
     int r, rc = 1;
@@ -162,6 +164,25 @@ int aikctl_cmd_sign(int argc, char **argv)
                 goto out;
             }
             m->n_parents++;
+        } else if (strcmp(a, "--data") == 0 && has) {
+            const char *arg = argv[++i], *eq = strchr(arg, '=');
+            int fd;
+            if (m->n_data >= AIK_MANIFEST_MAX_DATA || !eq || eq == arg ||
+                (size_t)(eq - arg) >= AIK_MANIFEST_ROLE_MAX) {
+                fprintf(stderr, "aikctl: sign: --data %s: expected ROLE=FILE (at most %d)\n", arg,
+                        AIK_MANIFEST_MAX_DATA);
+                goto out;
+            }
+            snprintf(m->data[m->n_data].role, sizeof(m->data[m->n_data].role), "%.*s", (int)(eq - arg), arg);
+            fd = open(eq + 1, O_RDONLY | O_CLOEXEC);
+            r = fd < 0 ? -errno : aik_sha256_fd(fd, m->data[m->n_data].sha256);
+            if (fd >= 0)
+                close(fd);
+            if (r < 0) {
+                aikctl_print_errno(eq + 1, r);
+                goto out;
+            }
+            m->n_data++;
         } else if (strcmp(a, "--name") == 0 && has)
             name = argv[++i];
         else if (strcmp(a, "--version") == 0 && has)
@@ -267,36 +288,9 @@ int aikctl_cmd_sign(int argc, char **argv)
         }
         m->has_profile = true;
     }
-    m->format = AIK_MANIFEST_FORMAT;
-    if (aik_signing_key_public(key, pub) < 0 || aik_key_id(pub, m->signer) < 0)
-        goto out;
-    r = aik_manifest_write(m, &json, &len, &err);
-    if (r == 0) {
-        /* Re-parse what we wrote: never sign something the loader rejects. */
-        aik_manifest check;
-        r = aik_manifest_parse(json, len, &check, &err);
-    }
+    r = aik_manifest_sign_write(dir, m, key, digest, &json, &len, sig, &err);
     if (r < 0) {
         aikctl_print_error("sign: manifest", &err);
-        goto out;
-    }
-    r = aik_signing_key_sign(key, json, len, sig);
-    if (r < 0) {
-        aikctl_print_errno("sign", r);
-        goto out;
-    }
-    free(path);
-    if (asprintf(&path, "%s/manifest.json", dir) < 0)
-        goto out;
-    r = aik_write_file_atomic(path, json, len, 0644);
-    if (r == 0) {
-        free(path);
-        if (asprintf(&path, "%s/manifest.sig", dir) < 0)
-            goto out;
-        r = aik_write_file_atomic(path, sig, sizeof(sig), 0644);
-    }
-    if (r < 0) {
-        aikctl_print_errno(path, r);
         goto out;
     }
     if (store) {
@@ -306,7 +300,6 @@ int aikctl_cmd_sign(int argc, char **argv)
             goto out;
         }
     }
-    aik_sha256_buf(json, len, digest);
     aik_sha256_hex(digest, hex);
     printf("signed %s %s (%s): %u payload(s)%s, %u parent(s)\nmanifest digest: %s\n", m->name, m->version,
            aik_module_kind_label(m->kind), m->n_payloads, m->has_profile ? ", profile" : "", m->n_parents, hex);

@@ -31,6 +31,7 @@ static const struct {
     { "sign", aikctl_cmd_sign, "write and sign a module directory's manifest" },
     { "tokenize", aikctl_cmd_tokenize, "encode text with a package's (or blob's) tokenizer: ids and pieces" },
     { "train", aikctl_cmd_train, "run a training recipe (JSON): tokenizer, model, checkpoints, package" },
+    { "distill", aikctl_cmd_distill, "distil one capability into a signed LoRA adapter module (replay, teacher, eval)" },
     { "verify", aikctl_cmd_verify, "verify a module directory: signature, trust, lineage, digests, ELF" },
 };
 
