@@ -194,6 +194,42 @@ void aik_cpu_exec_free(aik_cpu_exec *e)
     free(e);
 }
 
+/* y += scale · (x·Aᵀ)·Bᵀ for rows rows of x. A decode step has one row and
+ * rank·(in + out) multiply-adds here, a few percent of the matmul itself:
+ * plain loops beat the GEMM's packing and thread hand-off at that size, so
+ * the GEMM is used only for prompt batches. */
+#define LORA_DIRECT_ROWS 4
+static void lora_apply(aik_cpu_exec *e, const aik_lora_ref *lr, const float *x, float *y, uint32_t rows, int64_t in,
+                       int64_t out)
+{
+    const uint32_t rank = lr->rank;
+    float *h = e->lora_h;
+
+    if (rows > LORA_DIRECT_ROWS) {
+        aik_gemm_f32_threaded(e->pool, false, true, rows, rank, in, 1.0f, x, in, lr->A, in, 0.0f, h, rank);
+        aik_gemm_f32_threaded(e->pool, false, true, rows, out, rank, lr->scale, h, rank, lr->B, rank, 1.0f, y, out);
+        return;
+    }
+    for (uint32_t r = 0; r < rows; r++) {
+        const float *xr = x + (size_t)r * (size_t)in;
+        float *hr = h + (size_t)r * rank, *yr = y + (size_t)r * (size_t)out;
+        for (uint32_t k = 0; k < rank; k++) {
+            const float *a = lr->A + (size_t)k * (size_t)in;
+            float s = 0.0f;
+            for (int64_t i = 0; i < in; i++)
+                s += a[i] * xr[i];
+            hr[k] = s * lr->scale;
+        }
+        for (int64_t o = 0; o < out; o++) {
+            const float *b = lr->B + (size_t)o * rank;
+            float s = 0.0f;
+            for (uint32_t k = 0; k < rank; k++)
+                s += b[k] * hr[k];
+            yr[o] += s;
+        }
+    }
+}
+
 int aik_cpu_exec_set_lora(aik_cpu_exec *e, const aik_lora_ref *refs, size_t n, aik_error *err)
 {
     const aik_graph *g = e->g;
@@ -340,13 +376,8 @@ int aik_cpu_exec_run(aik_cpu_exec *e, const int32_t *tokens, uint32_t n_tokens, 
             aik_matmul_threaded(e->pool, w->dtype, w->data, out_of(e, n->src[0]), e->mm_scratch, y,
                                 (int64_t)w->shape[1], (int64_t)w->shape[0], rows);
             const aik_lora_ref *lr = e->lora_of ? e->lora_of[n->src[1]] : NULL;
-            if (lr) {
-                int64_t in = (int64_t)w->shape[0], out = (int64_t)w->shape[1];
-                aik_gemm_f32_threaded(e->pool, false, true, rows, lr->rank, in, 1.0f, out_of(e, n->src[0]), in,
-                                      lr->A, in, 0.0f, e->lora_h, lr->rank);
-                aik_gemm_f32_threaded(e->pool, false, true, rows, out, lr->rank, lr->scale, e->lora_h, lr->rank,
-                                      lr->B, lr->rank, 1.0f, y, out);
-            }
+            if (lr)
+                lora_apply(e, lr, out_of(e, n->src[0]), y, rows, (int64_t)w->shape[0], (int64_t)w->shape[1]);
             break;
         }
         case AIK_OP_ADD:
