@@ -459,6 +459,10 @@ int aik_distill_run(const aik_distill_config *cfg, aik_distill_report *ret_repor
         tc.n_threads = cfg->n_threads;
         tc.lora_rank = cfg->rank;
         tc.lora_alpha = cfg->alpha;
+        if (cfg->targets && cfg->n_targets) {
+            tc.lora_targets = cfg->targets;
+            tc.n_lora_targets = cfg->n_targets;
+        }
         r = aik_trainer_new(kc.base, &tc, &tr, err);
         if (r < 0)
             goto out;

@@ -45,6 +45,8 @@ typedef struct aik_distill_config {
     /* training */
     uint32_t steps, rank, seq_len, batch;
     float alpha, lr;
+    const char *const *targets;           /* LoRA targets ("attn_q.weight", ...); NULL: the trainer's q/k/v/o */
+    size_t n_targets;
     uint64_t seed;
     uint32_t n_threads;
     /* outputs */

@@ -42,7 +42,9 @@ static void usage(FILE *f)
             "options:\n"
             "  --store DIR --trust DIR --developer   the module and trust stores (defaults as aikctl run)\n"
             "  --steps N (300) --rank R (8) --alpha A (16) --lr LR (2e-3) --seq-len N (64) --batch N (8)\n"
-            "  --seed S (1) --threads N --min-pass-rate P (0.5) --evaluator ID\n");
+            "  --seed S (1) --threads N --min-pass-rate P (0.5) --evaluator ID\n"
+            "  --targets LIST        LoRA targets, comma-separated weight suffixes\n"
+            "                        (default attn_q.weight,attn_k.weight,attn_v.weight,attn_output.weight)\n");
 }
 
 static void on_step(void *user, uint32_t step, uint32_t steps, double loss)
@@ -123,7 +125,7 @@ static int data_digest(const char *x, uint8_t out[32])
 enum {
     O_CAP = 256, O_CASES, O_WORK, O_REPLAY, O_INPUTS, O_TEACHER, O_TRAJ, O_OUT, O_KEY, O_MSTORE, O_STORE, O_TRUST,
     O_DEV, O_STEPS, O_RANK, O_ALPHA, O_LR, O_SEQ, O_BATCH, O_SEED, O_THREADS, O_RATE, O_EVAL_ID, O_PKG_ONLY,
-    O_ADAPTER, O_SIDECAR, O_DATA,
+    O_ADAPTER, O_SIDECAR, O_DATA, O_TARGETS,
 };
 
 int aikctl_cmd_distill(int argc, char **argv)
@@ -142,7 +144,7 @@ int aikctl_cmd_distill(int argc, char **argv)
         { "threads", required_argument, NULL, O_THREADS }, { "min-pass-rate", required_argument, NULL, O_RATE },
         { "evaluator", required_argument, NULL, O_EVAL_ID }, { "package-only", no_argument, NULL, O_PKG_ONLY },
         { "adapter", required_argument, NULL, O_ADAPTER }, { "sidecar", required_argument, NULL, O_SIDECAR },
-        { "data", required_argument, NULL, O_DATA },
+        { "data", required_argument, NULL, O_DATA },      { "targets", required_argument, NULL, O_TARGETS },
         { "help", no_argument, NULL, 'h' },               { 0 },
     };
     aik_kernel_config kc = { .struct_size = sizeof(kc) };
@@ -156,6 +158,8 @@ int aikctl_cmd_distill(int argc, char **argv)
     aik_distill_data data[AIK_MANIFEST_MAX_DATA - 1];
     char roles[AIK_MANIFEST_MAX_DATA - 1][AIK_MANIFEST_ROLE_MAX];
     size_t n_data = 0;
+    char *targets_buf = NULL;
+    const char *targets[16];
     aik_error err;
     int o, rc = 1;
 
@@ -199,6 +203,21 @@ int aikctl_cmd_distill(int argc, char **argv)
         case O_RATE: c.min_pass_rate = strtod(optarg, NULL); break;
         case O_EVAL_ID: c.evaluator_id = optarg; break;
         case O_PKG_ONLY: pkg_only = true; break;
+        case O_TARGETS: {
+            free(targets_buf);
+            targets_buf = strdup(optarg);
+            c.n_targets = 0;
+            for (char *save = NULL, *t = strtok_r(targets_buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+                if (c.n_targets == 16) {
+                    fprintf(stderr, "aikctl: distill: --targets: at most 16\n");
+                    free(targets_buf);
+                    return 2;
+                }
+                targets[c.n_targets++] = t;
+            }
+            c.targets = targets;
+            break;
+        }
         case O_ADAPTER: adapter = optarg; break;
         case O_SIDECAR: sidecar = optarg; break;
         case O_DATA: {
@@ -273,5 +292,6 @@ out:
     aik_kernel_close(k);
     aik_model_free(teacher);
     aik_signing_key_free(key);
+    free(targets_buf);
     return rc;
 }
