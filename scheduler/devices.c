@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "kernels/cpu/cpu_kernels.h"
+#include "loader/exec_profile.h"
 #ifdef AIK_HAVE_VULKAN
 #include "scheduler/vulkan_backend.h"
 #endif
@@ -117,7 +118,7 @@ static void accel_driver(const char *name, char *out, size_t len)
     snprintf(out, len, "driver %s", base ? base + 1 : target);
 }
 
-static void add_accel(aik_device_list *l, const char *dir)
+static void add_accel(aik_device_list *l, const char *dir, bool npu_plugin)
 {
     DIR *d = opendir(dir);
     struct dirent *de;
@@ -140,7 +141,9 @@ static void add_accel(aik_device_list *l, const char *dir)
         e->info.kind = AIK_BACKEND_NPU;
         snprintf(e->info.name, sizeof(e->info.name), "%s/%s", dir, de->d_name);
         accel_driver(de->d_name, drv, sizeof(drv));
-        snprintf(e->detail, sizeof(e->detail), "%s; no AIKernel backend plug-in drives it yet", drv);
+        snprintf(e->detail, sizeof(e->detail), "%s; %s", drv,
+                 npu_plugin ? "NPU plug-in devices are listed separately"
+                            : "no AIKernel backend plug-in drives it yet");
         found++;
     }
     closedir(d);
@@ -148,13 +151,92 @@ static void add_accel(aik_device_list *l, const char *dir)
         snprintf(l->accel_note, sizeof(l->accel_note), "%s holds no accel nodes", dir);
 }
 
-int aik_devices_discover(const char *accel_dir, unsigned flags, aik_device_list *ret_list)
+/* True when dir holds at least one accelN node (an NPU driver is loaded):
+ * then a plug-in whose profile runs on "npu" passes the host check. */
+static bool has_accel_nodes(const char *dir)
 {
-    if (!ret_list)
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    bool found = false;
+
+    if (!d)
+        return false;
+    while (!found && (de = readdir(d))) {
+        unsigned minor;
+        char tail;
+        found = sscanf(de->d_name, "accel%u%c", &minor, &tail) == 1;
+    }
+    closedir(d);
+    return found;
+}
+
+/* Devices of verified plug-ins; refused plug-ins with their reasons. */
+static bool add_plugins(aik_device_list *l, const aik_devices_config *cfg, const char *accel_dir)
+{
+    aik_plugin_options po = { .trust_dir = cfg->trust_dir, .load_flags = cfg->load_flags };
+    aik_plugin_set *set = NULL;
+    aik_error err = { 0 };
+    bool npu = false;
+    char msg[sizeof(err.where) + sizeof(err.message) + 4];
+
+    if (!cfg->plugin_dir) {
+        snprintf(l->plugin_note, sizeof(l->plugin_note), "no plug-in directory configured");
+        return false;
+    }
+    if (has_accel_nodes(accel_dir))
+        po.host_backends |= AIK_BACKEND_BIT_NPU;
+    if (aik_plugin_scan(cfg->plugin_dir, &po, &set, &err) < 0) {
+        snprintf(l->plugin_note, sizeof(l->plugin_note), "%s", aik_error_format(&err, msg, sizeof(msg)));
+        return false;
+    }
+    for (uint32_t i = 0; i < set->n_dev; i++) {
+        const aik_plugin_device *pd = &set->dev[i];
+        if (l->n >= AIK_DEVICES_MAX)
+            break;
+        aik_device_entry *d = &l->dev[l->n++];
+        *d = (aik_device_entry){ .source = AIK_DEVICE_SRC_PLUGIN, .index = pd->index };
+        if ((cfg->flags & AIK_DEVICES_BENCHMARK) && pd->ops->benchmark) {
+            aik_error_clear(&err);
+            if (pd->ops->benchmark(pd->backend, &err) == 0) {
+                d->info.struct_size = sizeof(d->info);
+                if (pd->ops->get_info(pd->backend, &d->info) < 0)
+                    d->info = pd->info;
+            }
+        }
+        if (!d->info.struct_size)
+            d->info = pd->info;
+        d->info.name[sizeof(d->info.name) - 1] = '\0';
+        d->info.driver[sizeof(d->info.driver) - 1] = '\0';
+        npu = npu || d->info.kind == AIK_BACKEND_NPU;
+        snprintf(d->detail, sizeof(d->detail), "plug-in %s %s, backend \"%s\"%s%s%s",
+                 aik_plugin_name(pd->plugin), aik_plugin_version(pd->plugin), pd->ops->name,
+                 pd->info.driver[0] ? ", " : "", pd->info.driver,
+                 aik_plugin_warnings(pd->plugin) ? " (UNSIGNED, developer mode)" : "");
+    }
+    for (uint32_t i = 0; i < set->n_refused && l->n_plugin_refused < AIK_PLUGIN_MAX; i++)
+        l->plugin_refused[l->n_plugin_refused++] = set->refused[i];
+    aik_plugin_set_free(set);
+    return npu;
+}
+
+int aik_devices_discover_config(const aik_devices_config *cfg, aik_device_list *ret_list)
+{
+    const char *accel;
+    bool npu;
+
+    if (!cfg || !ret_list)
         return -EINVAL;
+    accel = cfg->accel_dir ? cfg->accel_dir : "/dev/accel";
     memset(ret_list, 0, sizeof(*ret_list));
     add_cpu(ret_list);
-    add_vulkan(ret_list, flags);
-    add_accel(ret_list, accel_dir ? accel_dir : "/dev/accel");
+    add_vulkan(ret_list, cfg->flags);
+    npu = add_plugins(ret_list, cfg, accel);
+    add_accel(ret_list, accel, npu);
     return 0;
+}
+
+int aik_devices_discover(const char *accel_dir, unsigned flags, aik_device_list *ret_list)
+{
+    aik_devices_config cfg = { .accel_dir = accel_dir, .flags = flags };
+    return aik_devices_discover_config(&cfg, ret_list);
 }
