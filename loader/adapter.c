@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* ADP1 / ASP1 / ALR1 adapter reader, writer and model compatibility check. */
+/* ADP1 / ASP1 / ALR1 adapter and ASG1 segment fragment reader, writer and
+ * model compatibility check. */
 #include "loader/adapter.h"
 
 #include <errno.h>
@@ -14,11 +15,24 @@
 #include "common/error.h"
 
 static const char *const kind_magic[] = { [AIK_ADAPTER_DENSE] = "ADP1", [AIK_ADAPTER_SPARSE] = "ASP1",
-                                          [AIK_ADAPTER_LOWRANK] = "ALR1" };
+                                          [AIK_ADAPTER_LOWRANK] = "ALR1", [AIK_ADAPTER_SEGMENT] = "ASG1" };
 static const char *const kind_name[] = { [AIK_ADAPTER_DENSE] = "dense", [AIK_ADAPTER_SPARSE] = "sparse",
-                                         [AIK_ADAPTER_LOWRANK] = "lowrank" };
+                                         [AIK_ADAPTER_LOWRANK] = "lowrank", [AIK_ADAPTER_SEGMENT] = "segment" };
 
-static bool kind_valid(uint32_t k) { return k >= AIK_ADAPTER_DENSE && k <= AIK_ADAPTER_LOWRANK; }
+static bool kind_valid(uint32_t k) { return k >= AIK_ADAPTER_DENSE && k <= AIK_ADAPTER_SEGMENT; }
+
+/* Fixed header bytes of a kind: ASG1 appends its layer range. */
+static uint32_t kind_header_size(uint32_t k)
+{
+    return k == AIK_ADAPTER_SEGMENT ? AIK_SEGMENT_HEADER_SIZE : AIK_ADAPTER_HEADER_SIZE;
+}
+
+/* Which kinds a parse entry point takes. */
+typedef enum parse_mode {
+    PARSE_DELTAS,  /* ADP1, ASP1, ALR1 */
+    PARSE_SEGMENT, /* ASG1 */
+    PARSE_ANY,
+} parse_mode;
 
 const char *aik_adapter_kind_magic(aik_adapter_kind k) { return kind_valid(k) ? kind_magic[k] : "?"; }
 const char *aik_adapter_kind_name(aik_adapter_kind k) { return kind_valid(k) ? kind_name[k] : "?"; }
@@ -114,6 +128,7 @@ static void tensor_free(aik_adapter_tensor *t)
     free(t->deltas);
     free(t->A);
     free(t->B);
+    free(t->data);
 }
 
 void aik_adapter_free(aik_adapter *a)
@@ -256,15 +271,58 @@ static int parse_tensor(cursor *c, aik_adapter_kind kind, uint32_t idx, aik_adap
         snprintf(where, sizeof(where), "tensor[%u].B", idx);
         return take_floats(c, nb, &t->B, err, where);
     }
+    case AIK_ADAPTER_SEGMENT: {
+        uint32_t dtype;
+        uint64_t want;
+
+        snprintf(where, sizeof(where), "tensor[%u].dtype", idx);
+        p = take(c, 16, &r, err, where);
+        if (!p)
+            return r;
+        dtype = rd32(p);
+        if (!aik_dtype_valid(dtype))
+            return aik_fail(err, -EINVAL, where, "unknown dtype %u", dtype);
+        t->dtype = (aik_dtype)dtype;
+        if (rd32(p + 4) != 0) {
+            snprintf(where, sizeof(where), "tensor[%u].reserved2", idx);
+            return aik_fail(err, -EINVAL, where, "is %u, must be 0", rd32(p + 4));
+        }
+        t->data_size = rd64(p + 8);
+        /* Rows of block dtypes are whole blocks (as in a .slm), and the size
+         * follows from dtype and shape: a mismatch is a damaged record. */
+        snprintf(where, sizeof(where), "tensor[%u].shape[0]", idx);
+        if (t->shape[0] % aik_dtype_block_elems(t->dtype) != 0)
+            return aik_fail(err, -EINVAL, where, "row length %llu is not a multiple of the %s block size %u",
+                            (unsigned long long)t->shape[0], aik_dtype_name(t->dtype),
+                            aik_dtype_block_elems(t->dtype));
+        snprintf(where, sizeof(where), "tensor[%u].data_size", idx);
+        if (aik_dtype_bytes(t->dtype, t->nelems, &want) < 0)
+            return aik_fail(err, -EINVAL, where, "%llu %s elements overflow", (unsigned long long)t->nelems,
+                            aik_dtype_name(t->dtype));
+        if (t->data_size != want)
+            return aik_fail(err, -EINVAL, where, "is %llu, %llu %s elements take %llu",
+                            (unsigned long long)t->data_size, (unsigned long long)t->nelems,
+                            aik_dtype_name(t->dtype), (unsigned long long)want);
+        snprintf(where, sizeof(where), "tensor[%u].data", idx);
+        p = take(c, t->data_size, &r, err, where);
+        if (!p)
+            return r;
+        /* take() bounded data_size by the input, so it fits in size_t. */
+        t->data = malloc(t->data_size ? (size_t)t->data_size : 1);
+        if (!t->data)
+            return aik_fail(err, -ENOMEM, where, "out of memory");
+        memcpy(t->data, p, (size_t)t->data_size);
+        return 0;
+    }
     }
     return aik_fail(err, -EINVAL, "header.kind", "unknown kind");
 }
 
-int aik_adapter_parse(const void *data, size_t size, aik_adapter **ret_adapter, aik_error *err)
+static int parse_family(const void *data, size_t size, parse_mode mode, aik_adapter **ret_adapter, aik_error *err)
 {
     const uint8_t *p = data;
     aik_adapter *a = NULL;
-    uint32_t header_size, kind, count;
+    uint32_t header_size, kind, count, min_header, layer_first = 0, layer_end = 0;
     uint64_t payload_size;
     uint8_t digest[32];
     cursor c;
@@ -279,19 +337,25 @@ int aik_adapter_parse(const void *data, size_t size, aik_adapter **ret_adapter, 
         return aik_fail(err, -EFBIG, "file_size", "exceeds the limit of %llu bytes",
                         (unsigned long long)AIK_ADAPTER_MAX_FILE_SIZE);
     kind = 0;
-    for (uint32_t k = AIK_ADAPTER_DENSE; k <= AIK_ADAPTER_LOWRANK; k++)
+    for (uint32_t k = AIK_ADAPTER_DENSE; k <= AIK_ADAPTER_SEGMENT; k++)
         if (memcmp(p, kind_magic[k], 4) == 0)
             kind = k;
+    if (mode == PARSE_DELTAS && kind == AIK_ADAPTER_SEGMENT)
+        return aik_fail(err, -EINVAL, "header.magic",
+                        "ASG1 is a segment fragment, not a delta (apply it with aikctl adapter segment apply)");
+    if (mode == PARSE_SEGMENT && kind != AIK_ADAPTER_SEGMENT)
+        return aik_fail(err, -EINVAL, "header.magic", "not ASG1");
     if (!kind)
-        return aik_fail(err, -EINVAL, "header.magic", "not ADP1, ASP1 or ALR1");
+        return aik_fail(err, -EINVAL, "header.magic",
+                        mode == PARSE_ANY ? "not ADP1, ASP1, ALR1 or ASG1" : "not ADP1, ASP1 or ALR1");
     if (rd16(p + 4) != AIK_ADAPTER_VERSION_MAJOR)
         return aik_fail(err, -EPROTONOSUPPORT, "header.version_major", "is %u, this reader knows %d",
                         rd16(p + 4), AIK_ADAPTER_VERSION_MAJOR);
+    min_header = kind_header_size(kind);
     header_size = rd32(p + 8);
-    if (header_size < AIK_ADAPTER_HEADER_SIZE || header_size > AIK_ADAPTER_MAX_HEADER_SIZE ||
-        header_size > size)
-        return aik_fail(err, -EINVAL, "header.header_size", "is %u, must be %d..min(%d, file size %zu)",
-                        header_size, AIK_ADAPTER_HEADER_SIZE, AIK_ADAPTER_MAX_HEADER_SIZE, size);
+    if (header_size < min_header || header_size > AIK_ADAPTER_MAX_HEADER_SIZE || header_size > size)
+        return aik_fail(err, -EINVAL, "header.header_size", "is %u, must be %u..min(%d, file size %zu)",
+                        header_size, min_header, AIK_ADAPTER_MAX_HEADER_SIZE, size);
     if (rd32(p + 12) != kind)
         return aik_fail(err, -EINVAL, "header.kind", "is %u, the magic says %u", rd32(p + 12), kind);
     count = rd32(p + 96);
@@ -299,7 +363,17 @@ int aik_adapter_parse(const void *data, size_t size, aik_adapter **ret_adapter, 
         return aik_fail(err, -EINVAL, "header.payload_count", "is %u, limit %d", count, AIK_ADAPTER_MAX_TENSORS);
     if (rd32(p + 100) != 0)
         return aik_fail(err, -EINVAL, "header.reserved", "is %u, must be 0", rd32(p + 100));
-    for (uint32_t i = AIK_ADAPTER_HEADER_SIZE; i < header_size; i++)
+    if (kind == AIK_ADAPTER_SEGMENT) {
+        /* header_size >= 152 was checked against size above. */
+        layer_first = rd32(p + 144);
+        layer_end = rd32(p + 148);
+        if (layer_end > AIK_SLM_MAX_LAYERS)
+            return aik_fail(err, -EINVAL, "header.layer_end", "is %u, limit %d", layer_end, AIK_SLM_MAX_LAYERS);
+        if (layer_first >= layer_end)
+            return aik_fail(err, -EINVAL, "header.layer_first", "is %u, must be below layer_end %u", layer_first,
+                            layer_end);
+    }
+    for (uint32_t i = min_header; i < header_size; i++)
         if (p[i] != 0)
             return aik_fail(err, -EINVAL, "header.reserved", "byte %u of the header extension is not 0", i);
     payload_size = rd64(p + 104);
@@ -316,6 +390,8 @@ int aik_adapter_parse(const void *data, size_t size, aik_adapter **ret_adapter, 
     if (!a)
         return aik_fail(err, -ENOMEM, NULL, "out of memory");
     a->kind = (aik_adapter_kind)kind;
+    a->layer_first = layer_first;
+    a->layer_end = layer_end;
     a->version_major = rd16(p + 4);
     a->version_minor = rd16(p + 6);
     a->id.tensor_count = rd32(p + 16);
@@ -364,7 +440,18 @@ fail:
     return r;
 }
 
-int aik_adapter_load(const char *path, aik_adapter **ret_adapter, uint8_t ret_file_sha256[32], aik_error *err)
+int aik_adapter_parse(const void *data, size_t size, aik_adapter **ret_adapter, aik_error *err)
+{
+    return parse_family(data, size, PARSE_DELTAS, ret_adapter, err);
+}
+
+int aik_segment_parse(const void *data, size_t size, aik_adapter **ret_fragment, aik_error *err)
+{
+    return parse_family(data, size, PARSE_SEGMENT, ret_fragment, err);
+}
+
+static int load_family(const char *path, parse_mode mode, aik_adapter **ret_adapter, uint8_t ret_file_sha256[32],
+                       aik_error *err)
 {
     char *data = NULL;
     size_t len = 0;
@@ -377,7 +464,7 @@ int aik_adapter_load(const char *path, aik_adapter **ret_adapter, uint8_t ret_fi
     r = aik_read_file(path, (size_t)AIK_ADAPTER_MAX_FILE_SIZE, &data, &len);
     if (r < 0)
         return aik_fail(err, r, path, "cannot read: %s", strerror(-r));
-    r = aik_adapter_parse(data, len, &a, err);
+    r = parse_family(data, len, mode, &a, err);
     if (r < 0) {
         aik_error_prefix(err, path);
         goto out;
@@ -395,6 +482,21 @@ int aik_adapter_load(const char *path, aik_adapter **ret_adapter, uint8_t ret_fi
 out:
     free(data);
     return r;
+}
+
+int aik_adapter_load(const char *path, aik_adapter **ret_adapter, uint8_t ret_file_sha256[32], aik_error *err)
+{
+    return load_family(path, PARSE_DELTAS, ret_adapter, ret_file_sha256, err);
+}
+
+int aik_segment_load(const char *path, aik_adapter **ret_fragment, uint8_t ret_file_sha256[32], aik_error *err)
+{
+    return load_family(path, PARSE_SEGMENT, ret_fragment, ret_file_sha256, err);
+}
+
+int aik_adapter_load_any(const char *path, aik_adapter **ret_adapter, uint8_t ret_file_sha256[32], aik_error *err)
+{
+    return load_family(path, PARSE_ANY, ret_adapter, ret_file_sha256, err);
 }
 
 const aik_adapter_tensor *aik_adapter_find(const aik_adapter *a, const char *name)
@@ -422,6 +524,10 @@ static const char *const check_names[] = {
     [AIK_ADAPTER_ERR_INDEX_DUPLICATE] = "index_duplicate",
     [AIK_ADAPTER_ERR_RANK] = "invalid_rank",
     [AIK_ADAPTER_ERR_ARGUMENT] = "invalid_argument",
+    [AIK_ADAPTER_ERR_LAYER_RANGE] = "layer_range_invalid",
+    [AIK_ADAPTER_ERR_OUTSIDE_RANGE] = "tensor_outside_range",
+    [AIK_ADAPTER_ERR_DTYPE_MISMATCH] = "dtype_mismatch",
+    [AIK_ADAPTER_ERR_MISSING_TENSOR] = "missing_tensor",
 };
 
 const char *aik_adapter_check_name(aik_adapter_check_result r)
@@ -449,6 +555,104 @@ static bool all_finite(const float *v, uint64_t n, uint64_t *ret_at)
     return true;
 }
 
+int aik_segment_layer_of(const char *name, uint32_t *ret_layer)
+{
+    uint64_t n = 0;
+    size_t i = 4;
+
+    if (!name || strncmp(name, "blk.", 4) != 0)
+        return -EINVAL;
+    /* One spelling per layer: "blk.01." is not layer 1 (a model would never
+     * have both, but the range check must not be fooled by either). */
+    if (name[i] == '0' && name[i + 1] != '.')
+        return -EINVAL;
+    for (; name[i] >= '0' && name[i] <= '9'; i++) {
+        n = n * 10 + (uint64_t)(name[i] - '0');
+        if (n > INT32_MAX)
+            return -EINVAL;
+    }
+    if (i == 4 || name[i] != '.')
+        return -EINVAL;
+    if (ret_layer)
+        *ret_layer = (uint32_t)n;
+    return 0;
+}
+
+/* Index of the first non-finite value of n elements of a float dtype, or of
+ * the first block of a quantized dtype whose fp16 scale is not finite
+ * (every value of the block is then d · q = NaN/Inf). The test is on the bit
+ * patterns (all-ones exponent), so the loader needs no conversion kernels. */
+static bool data_finite(aik_dtype dt, const uint8_t *d, uint64_t n, uint64_t *ret_at)
+{
+    uint64_t stride = aik_dtype_block_bytes(dt), blocks = n / aik_dtype_block_elems(dt);
+
+    for (uint64_t i = 0; i < blocks; i++) {
+        const uint8_t *e = d + i * stride;
+        bool bad;
+
+        switch (dt) {
+        case AIK_DTYPE_F32: bad = (rd32(e) & 0x7f800000u) == 0x7f800000u; break;
+        case AIK_DTYPE_BF16: bad = (rd16(e) & 0x7f80u) == 0x7f80u; break;
+        default: /* f16 values and the f16 scale at the start of q8_0/q4_0 blocks */
+            bad = (rd16(e) & 0x7c00u) == 0x7c00u;
+            break;
+        }
+        if (bad) {
+            *ret_at = i;
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The ASG1 part of aik_adapter_check, after the identity fields. */
+static aik_adapter_check_result check_segment(const aik_adapter *a, const aik_slm *pkg, aik_error *err)
+{
+    char where[128];
+    uint64_t at;
+    uint32_t layer;
+
+    if (a->layer_first >= a->layer_end || a->layer_end > pkg->hdr.n_layers)
+        REJECT(AIK_ADAPTER_ERR_LAYER_RANGE, "header.layer_end", "layers [%u, %u) are not within the model's %u",
+               a->layer_first, a->layer_end, pkg->hdr.n_layers);
+    for (uint32_t i = 0; i < a->n_tensors; i++) {
+        const aik_adapter_tensor *t = &a->tensors[i];
+        const aik_slm_tensor *mt = aik_slm_find(pkg, t->name);
+
+        snprintf(where, sizeof(where), "tensor[%u] '%s'", i, t->name);
+        if (!mt)
+            REJECT(AIK_ADAPTER_ERR_UNKNOWN_TENSOR, where, "the model has no such tensor");
+        if (aik_segment_layer_of(t->name, &layer) < 0 || layer < a->layer_first || layer >= a->layer_end)
+            REJECT(AIK_ADAPTER_ERR_OUTSIDE_RANGE, where, "not a tensor of layers [%u, %u)", a->layer_first,
+                   a->layer_end);
+        if (t->n_dims != mt->n_dims)
+            REJECT(AIK_ADAPTER_ERR_SHAPE_MISMATCH, where, "fragment has %u dims, model %u", t->n_dims, mt->n_dims);
+        for (uint32_t d = 0; d < AIK_MAX_DIMS; d++)
+            if (t->shape[d] != mt->shape[d])
+                REJECT(AIK_ADAPTER_ERR_SHAPE_MISMATCH, where, "shape[%u] is %llu, model's is %llu", d,
+                       (unsigned long long)t->shape[d], (unsigned long long)mt->shape[d]);
+        if (t->dtype != mt->dtype)
+            REJECT(AIK_ADAPTER_ERR_DTYPE_MISMATCH, where, "fragment has %s, model %s", aik_dtype_name(t->dtype),
+                   aik_dtype_name(mt->dtype));
+        if (!data_finite(t->dtype, t->data, t->nelems, &at))
+            REJECT(AIK_ADAPTER_ERR_NON_FINITE, where, "%s %llu is not finite",
+                   aik_dtype_block_elems(t->dtype) > 1 ? "scale of block" : "value", (unsigned long long)at);
+    }
+    /* Coverage last: a fragment replaces whole layers, never part of one. */
+    for (uint32_t i = 0; i < pkg->hdr.tensor_count; i++) {
+        const aik_slm_tensor *mt = &pkg->tensors[i];
+
+        if (aik_segment_layer_of(mt->name, &layer) < 0 || layer < a->layer_first || layer >= a->layer_end)
+            continue;
+        if (!aik_adapter_find(a, mt->name)) {
+            snprintf(where, sizeof(where), "tensor '%s'", mt->name);
+            REJECT(AIK_ADAPTER_ERR_MISSING_TENSOR, where, "layer %u is replaced but the fragment lacks this tensor",
+                   layer);
+        }
+    }
+    return AIK_ADAPTER_COMPATIBLE;
+}
+
 aik_adapter_check_result aik_adapter_check(const aik_adapter *a, const aik_slm *pkg, aik_error *err)
 {
     char where[128];
@@ -470,6 +674,8 @@ aik_adapter_check_result aik_adapter_check(const aik_adapter *a, const aik_slm *
         REJECT(AIK_ADAPTER_ERR_LAYOUT_CHECKSUM, "header.layout_checksum", "differs from the model's");
     if (memcmp(a->id.tokenizer_checksum, pkg->hdr.tokenizer_sha256, 32) != 0)
         REJECT(AIK_ADAPTER_ERR_TOKENIZER_CHECKSUM, "header.tokenizer_checksum", "differs from the model's");
+    if (a->kind == AIK_ADAPTER_SEGMENT)
+        return check_segment(a, pkg, err);
 
     for (uint32_t i = 0; i < a->n_tensors; i++) {
         const aik_adapter_tensor *t = &a->tensors[i];
@@ -519,6 +725,8 @@ aik_adapter_check_result aik_adapter_check(const aik_adapter *a, const aik_slm *
             if (!all_finite(t->B, (uint64_t)t->rank * t->out, &at))
                 REJECT(AIK_ADAPTER_ERR_NON_FINITE, where, "B[%llu] is not finite", (unsigned long long)at);
             break;
+        case AIK_ADAPTER_SEGMENT: /* handled by check_segment */
+            break;
         }
     }
     return AIK_ADAPTER_COMPATIBLE;
@@ -556,6 +764,8 @@ void aik_adapter_tensor_apply(aik_adapter_kind kind, const aik_adapter_tensor *t
         }
         break;
     }
+    case AIK_ADAPTER_SEGMENT: /* a replacement, not a delta: runtime/segment_apply.h */
+        break;
     }
 }
 
@@ -575,6 +785,23 @@ int aik_adapter_new(aik_adapter_kind kind, const aik_adapter_identity *id, aik_a
     a->version_minor = AIK_ADAPTER_VERSION_MINOR;
     a->id = *id;
     *ret_adapter = a;
+    return 0;
+}
+
+int aik_segment_new(const aik_adapter_identity *id, uint32_t layer_first, uint32_t layer_end,
+                    aik_adapter **ret_fragment)
+{
+    aik_adapter *a = NULL;
+    int r;
+
+    if (layer_first >= layer_end || layer_end > AIK_SLM_MAX_LAYERS)
+        return -EINVAL;
+    r = aik_adapter_new(AIK_ADAPTER_SEGMENT, id, &a);
+    if (r < 0)
+        return r;
+    a->layer_first = layer_first;
+    a->layer_end = layer_end;
+    *ret_fragment = a;
     return 0;
 }
 
@@ -615,6 +842,32 @@ static int add_record(aik_adapter *a, aik_adapter_kind kind, const char *name, u
         t->shape[d] = d < n_dims ? shape[d] : 1;
     t->nelems = n;
     *ret_t = t;
+    return 0;
+}
+
+int aik_segment_add(aik_adapter *f, const char *name, aik_dtype dtype, uint32_t n_dims, const uint64_t shape[],
+                    const void *data, uint64_t data_size, aik_error *err)
+{
+    aik_adapter_tensor *t;
+    uint64_t want;
+    int r;
+
+    if (!data || !aik_dtype_valid(dtype))
+        return aik_fail(err, -EINVAL, name, "no data or unknown dtype");
+    r = add_record(f, AIK_ADAPTER_SEGMENT, name, n_dims, shape, &t, err);
+    if (r < 0)
+        return r;
+    if (t->shape[0] % aik_dtype_block_elems(dtype) != 0 || aik_dtype_bytes(dtype, t->nelems, &want) < 0 ||
+        want != data_size || data_size > SIZE_MAX)
+        return aik_fail(err, -EINVAL, name, "%llu bytes of %s do not hold its shape", (unsigned long long)data_size,
+                        aik_dtype_name(dtype));
+    t->dtype = dtype;
+    t->data_size = data_size;
+    t->data = malloc(data_size ? (size_t)data_size : 1);
+    if (!t->data)
+        return aik_fail(err, -ENOMEM, name, "out of memory");
+    memcpy(t->data, data, (size_t)data_size);
+    f->n_tensors++;
     return 0;
 }
 
@@ -719,6 +972,10 @@ static bool record_size(aik_adapter_kind kind, const aik_adapter_tensor *t, uint
         if (aik_mul_overflow((uint64_t)t->rank * 4, t->in + t->out, &v) || aik_add_overflow(n, 8 + v, &n))
             return true;
         break;
+    case AIK_ADAPTER_SEGMENT:
+        if (aik_add_overflow(n, 16, &n) || aik_add_overflow(n, t->data_size, &n))
+            return true;
+        break;
     }
     *ret = n;
     return false;
@@ -733,12 +990,14 @@ static uint8_t *put_floats(uint8_t *p, const float *v, uint64_t n)
 
 int aik_adapter_serialize(aik_adapter *a, uint8_t **ret_data, size_t *ret_len, aik_error *err)
 {
-    uint64_t total = AIK_ADAPTER_HEADER_SIZE, rs;
+    uint64_t total, rs, hs;
     uint8_t *buf, *p;
     int r;
 
-    if (!a || !ret_data || !ret_len)
+    if (!a || !ret_data || !ret_len || !kind_valid(a->kind))
         return aik_fail(err, -EINVAL, NULL, "missing argument");
+    hs = kind_header_size(a->kind);
+    total = hs;
     for (uint32_t i = 0; i < a->n_tensors; i++)
         if (record_size(a->kind, &a->tensors[i], &rs) || aik_add_overflow(total, rs, &total))
             return aik_fail(err, -EOVERFLOW, a->tensors[i].name, "adapter size overflows");
@@ -750,7 +1009,7 @@ int aik_adapter_serialize(aik_adapter *a, uint8_t **ret_data, size_t *ret_len, a
     memcpy(buf, kind_magic[a->kind], 4);
     wr16(buf + 4, AIK_ADAPTER_VERSION_MAJOR);
     wr16(buf + 6, AIK_ADAPTER_VERSION_MINOR);
-    wr32(buf + 8, AIK_ADAPTER_HEADER_SIZE);
+    wr32(buf + 8, (uint32_t)hs);
     wr32(buf + 12, a->kind);
     wr32(buf + 16, a->id.tensor_count);
     wr32(buf + 20, a->id.flags);
@@ -758,8 +1017,12 @@ int aik_adapter_serialize(aik_adapter *a, uint8_t **ret_data, size_t *ret_len, a
     memcpy(buf + 32, a->id.layout_checksum, 32);
     memcpy(buf + 64, a->id.tokenizer_checksum, 32);
     wr32(buf + 96, a->n_tensors);
-    wr64(buf + 104, total - AIK_ADAPTER_HEADER_SIZE);
-    p = buf + AIK_ADAPTER_HEADER_SIZE;
+    wr64(buf + 104, total - hs);
+    if (a->kind == AIK_ADAPTER_SEGMENT) {
+        wr32(buf + 144, a->layer_first);
+        wr32(buf + 148, a->layer_end);
+    }
+    p = buf + hs;
     for (uint32_t i = 0; i < a->n_tensors; i++) {
         const aik_adapter_tensor *t = &a->tensors[i];
         size_t nl = strlen(t->name);
@@ -788,9 +1051,16 @@ int aik_adapter_serialize(aik_adapter *a, uint8_t **ret_data, size_t *ret_len, a
             p = put_floats(p + 8, t->A, (uint64_t)t->rank * t->in);
             p = put_floats(p, t->B, (uint64_t)t->rank * t->out);
             break;
+        case AIK_ADAPTER_SEGMENT:
+            wr32(p, (uint32_t)t->dtype);
+            wr64(p + 8, t->data_size);
+            if (t->data_size)
+                memcpy(p + 16, t->data, (size_t)t->data_size);
+            p += 16 + t->data_size;
+            break;
         }
     }
-    r = aik_sha256_buf(buf + AIK_ADAPTER_HEADER_SIZE, (size_t)(total - AIK_ADAPTER_HEADER_SIZE), buf + 112);
+    r = aik_sha256_buf(buf + hs, (size_t)(total - hs), buf + 112);
     if (r < 0) {
         free(buf);
         return aik_fail(err, r, NULL, "cannot hash the payload");

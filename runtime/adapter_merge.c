@@ -24,6 +24,12 @@ int aik_adapter_merge(const aik_slm *base, const aik_adapter *const *adapters, s
     /* Check everything before writing anything: a merge either produces a
      * package from compatible inputs or leaves no file behind. */
     for (size_t k = 0; k < n_adapters; k++) {
+        if (adapters[k] && adapters[k]->kind == AIK_ADAPTER_SEGMENT) {
+            char where[32];
+            snprintf(where, sizeof(where), "adapter[%zu]", k);
+            /* A fragment replaces tensors; summing it as a delta would be wrong. */
+            return aik_fail(err, -EINVAL, where, "is a segment fragment (ASG1), not a delta: use aik_segment_apply");
+        }
         if (aik_adapter_check(adapters[k], base, err) != AIK_ADAPTER_COMPATIBLE) {
             char pre[32];
             snprintf(pre, sizeof(pre), "adapter[%zu]", k);

@@ -648,6 +648,13 @@ START_TEST(test_merge_rejects_incompatible)
     bad->tensors[0].deltas[0] = 3e38f;
     ck_assert_int_eq(aik_adapter_merge(base, list, 2, path, &err), -ERANGE);
     ck_assert_int_eq(stat(path, &st), -1);
+    /* A segment fragment is not a delta: merging one is refused, not a no-op. */
+    good->tensors[0].dense[0] = 0.0f;
+    bad->kind = AIK_ADAPTER_SEGMENT;
+    ck_assert_int_eq(aik_adapter_merge(base, list, 2, path, &err), -EINVAL);
+    ck_assert(strstr(err.message, "segment fragment") != NULL);
+    ck_assert_int_eq(stat(path, &st), -1);
+    bad->kind = AIK_ADAPTER_SPARSE;
     aik_adapter_free(good);
     aik_adapter_free(bad);
     aik_slm_close(base);

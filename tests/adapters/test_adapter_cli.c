@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Integration test: aikctl adapter inspect|validate|merge and aikctl eval on
- * real files. argv[1] is the aikctl binary.
+ * Integration test: aikctl adapter inspect|validate|merge|segment and aikctl
+ * eval on real files. argv[1] is the aikctl binary.
  */
 #include <errno.h>
 #include <sys/stat.h>
@@ -132,6 +132,93 @@ START_TEST(test_adapter_commands)
 }
 END_TEST
 
+/* Files equal byte for byte. */
+static bool same_file(const char *a, const char *b)
+{
+    char *da = NULL, *db = NULL;
+    size_t la = 0, lb = 0;
+    bool eq;
+
+    ck_assert_int_eq(aik_read_file(a, 16u << 20, &da, &la), 0);
+    ck_assert_int_eq(aik_read_file(b, 16u << 20, &db, &lb), 0);
+    eq = la == lb && memcmp(da, db, la) == 0;
+    free(da);
+    free(db);
+    return eq;
+}
+
+START_TEST(test_segment_commands)
+{
+    char args[2048], frag[700], out[700], donor[700], dfrag[700], *s;
+    aik_slm_header hdr;
+
+    snprintf(frag, sizeof(frag), "%s/l1.asg", g_dir);
+    snprintf(out, sizeof(out), "%s/applied.slm", g_dir);
+    snprintf(args, sizeof(args), "adapter segment extract '%s' --layers 1-1 -o '%s'", g_f32, frag);
+    ck_assert_int_eq(run(args), 0);
+
+    snprintf(args, sizeof(args), "adapter inspect '%s'", frag);
+    ck_assert_int_eq(run(args), 0);
+    s = slurp(g_out);
+    ck_assert_msg(strstr(s, "ASG1 (segment)") && strstr(s, "layers:          1-1") &&
+                      strstr(s, "blk.1.ffn_down.weight") && !strstr(s, "blk.0."),
+                  "stdout: %s", s);
+    free(s);
+    snprintf(args, sizeof(args), "adapter validate '%s' '%s'", frag, g_f32);
+    ck_assert_int_eq(run(args), 0);
+    snprintf(args, sizeof(args), "adapter validate '%s' '%s'", frag, g_q8);
+    ck_assert_int_eq(run(args), 1);
+    s = slurp(g_err);
+    ck_assert_msg(strstr(s, "layout_checksum_mismatch") != NULL, "stderr: %s", s);
+    free(s);
+
+    /* extract → apply onto the same base: the base, byte for byte */
+    snprintf(args, sizeof(args), "adapter segment apply '%s' '%s' -o '%s'", g_f32, frag, out);
+    ck_assert_int_eq(run(args), 0);
+    ck_assert(same_file(out, g_f32));
+    /* a donor's layer 1 changes the package; a fragment of layers 0-1 of
+     * the donor turns the base into the donor */
+    snprintf(donor, sizeof(donor), "%s/donor.slm", g_dir);
+    snprintf(dfrag, sizeof(dfrag), "%s/donor.asg", g_dir);
+    tiny_header(&hdr);
+    ck_assert_int_eq(tiny_model_write(donor, &hdr, NULL, AIK_DTYPE_F32, 2), 0);
+    snprintf(args, sizeof(args), "adapter segment extract '%s' --layers 1 -o '%s'", donor, dfrag);
+    ck_assert_int_eq(run(args), 0);
+    snprintf(args, sizeof(args), "adapter segment apply '%s' '%s' -o '%s'", g_f32, dfrag, out);
+    ck_assert_int_eq(run(args), 0);
+    ck_assert(!same_file(out, g_f32) && !same_file(out, donor));
+
+    /* a fragment is not a delta: merge refuses it, naming the right command */
+    snprintf(args, sizeof(args), "adapter merge '%s' '%s' -o '%s/m.slm'", g_f32, frag, g_dir);
+    ck_assert_int_eq(run(args), 1);
+    s = slurp(g_err);
+    ck_assert_msg(strstr(s, "segment apply") != NULL, "stderr: %s", s);
+    free(s);
+    /* onto another layout: refused, nothing written */
+    snprintf(args, sizeof(args), "adapter segment apply '%s' '%s' -o '%s/bad.slm'", g_q8, frag, g_dir);
+    ck_assert_int_eq(run(args), 1);
+    snprintf(args, sizeof(args), "%s/bad.slm", g_dir);
+    ck_assert_int_eq(access(args, F_OK), -1);
+    /* a delta is not a fragment */
+    snprintf(args, sizeof(args), "adapter segment apply '%s' '%s' -o '%s/bad.slm'", g_f32, g_adp, g_dir);
+    ck_assert_int_eq(run(args), 1);
+    /* layer ranges: beyond the model (1), malformed (2) */
+    snprintf(args, sizeof(args), "adapter segment extract '%s' --layers 1-2 -o '%s/x.asg'", g_f32, g_dir);
+    ck_assert_int_eq(run(args), 1);
+    s = slurp(g_err);
+    ck_assert_msg(strstr(s, "layers") != NULL, "stderr: %s", s);
+    free(s);
+    snprintf(args, sizeof(args), "adapter segment extract '%s' --layers 1-0 -o '%s/x.asg'", g_f32, g_dir);
+    ck_assert_int_eq(run(args), 2);
+    snprintf(args, sizeof(args), "adapter segment extract '%s' --layers 1- -o '%s/x.asg'", g_f32, g_dir);
+    ck_assert_int_eq(run(args), 2);
+    snprintf(args, sizeof(args), "adapter segment extract '%s' -o '%s/x.asg'", g_f32, g_dir);
+    ck_assert_int_eq(run(args), 2);
+    ck_assert_int_eq(run("adapter segment"), 2);
+    ck_assert_int_eq(run("adapter segment frobnicate"), 2);
+}
+END_TEST
+
 START_TEST(test_eval_command)
 {
     char args[2048], side[700], side2[700], other[700], *s;
@@ -203,6 +290,7 @@ int main(int argc, char **argv)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 200);
     tcase_add_test(tc, test_adapter_commands);
+    tcase_add_test(tc, test_segment_commands);
     tcase_add_test(tc, test_eval_command);
     suite_add_tcase(s, tc);
     return aik_test_run(s);

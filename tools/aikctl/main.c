@@ -11,9 +11,9 @@ static const struct {
     const char *summary;
 } commands[] = {
     /* Keep sorted by name. */
+    { "adapter", aikctl_cmd_adapter, "inspect, validate against a package, or merge ADP1/ASP1/ALR1 adapters; ASG1 layer segments" },
     { "bench", aikctl_cmd_bench, "measure prompt and generation speed (llama-bench definitions)" },
     { "check", aikctl_cmd_check, "recompute every checksum of a .slm package" },
-    { "adapter", aikctl_cmd_adapter, "inspect, validate against a package, or merge ADP1/ASP1/ALR1 adapters" },
     { "devices", aikctl_cmd_devices, "list compute devices (CPU, Vulkan, backend plug-ins, /dev/accel) and why any is missing or refused" },
     { "eval", aikctl_cmd_eval, "run eval cases (JSONL) on a package [+ adapter], write or check an EvalSidecar" },
     { "export", aikctl_cmd_export, "write a .slm package as a GGUF file for llama.cpp" },
