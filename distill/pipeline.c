@@ -271,6 +271,35 @@ static int file_digest(const char *path, uint8_t out[32], aik_error *err)
     return 0;
 }
 
+int aik_distill_package(const aik_kernel_capability *kc, const char *adapter_path, const char *sidecar_path,
+                        const uint8_t cases_digest[32], double min_pass_rate, const aik_distill_data *data,
+                        size_t n_data, const aik_signing_key *key, const char *out_dir, const char *manifest_store,
+                        uint8_t ret_digest[32], aik_error *err)
+{
+    aik_adapter_module_spec sp = { 0 };
+    uint8_t src_digest[32], base_digest[32];
+
+    if (!kc || !kc->cap || !kc->cap_dir)
+        return aik_fail(err, -ENOTSUP, kc ? kc->capability : "distill",
+                        "is served by the base model itself; only a capability module can carry an adapter");
+    aik_sha256_from_hex(kc->cap_digest, src_digest);
+    aik_sha256_from_hex(kc->base_digest, base_digest);
+    sp.source_dir = kc->cap_dir;
+    sp.source_digest = src_digest;
+    sp.base_digest = base_digest;
+    sp.base_pkg = kc->base->pkg;
+    sp.adapter_path = adapter_path;
+    sp.sidecar_path = sidecar_path;
+    sp.cases_digest = cases_digest;
+    sp.min_pass_rate = min_pass_rate;
+    sp.data = data;
+    sp.n_data = n_data;
+    sp.key = key;
+    sp.out_dir = out_dir;
+    sp.manifest_store = manifest_store;
+    return aik_adapter_module_build(&sp, ret_digest, err);
+}
+
 int aik_distill_run(const aik_distill_config *cfg, aik_distill_report *ret_report, aik_error *err)
 {
     aik_kernel_capability kc = { 0 };
@@ -555,24 +584,9 @@ int aik_distill_run(const aik_distill_config *cfg, aik_distill_report *ret_repor
     } else if (!cfg->out_module || !cfg->key) {
         snprintf(rep.reason, sizeof(rep.reason), "no output module or evolution key given");
     } else {
-        aik_adapter_module_spec sp = { 0 };
-        uint8_t src_digest[32], base_digest[32], mod_digest[32];
-        aik_sha256_from_hex(kc.cap_digest, src_digest);
-        aik_sha256_from_hex(kc.base_digest, base_digest);
-        sp.source_dir = kc.cap_dir;
-        sp.source_digest = src_digest;
-        sp.base_digest = base_digest;
-        sp.base_pkg = kc.base->pkg;
-        sp.adapter_path = adapter_path;
-        sp.sidecar_path = sidecar_path;
-        sp.cases_digest = cases->digest;
-        sp.min_pass_rate = cfg->min_pass_rate;
-        sp.data = data;
-        sp.n_data = n_data;
-        sp.key = cfg->key;
-        sp.out_dir = cfg->out_module;
-        sp.manifest_store = cfg->manifest_store;
-        r = aik_adapter_module_build(&sp, mod_digest, err);
+        uint8_t mod_digest[32];
+        r = aik_distill_package(&kc, adapter_path, sidecar_path, cases->digest, cfg->min_pass_rate, data, n_data,
+                                cfg->key, cfg->out_module, cfg->manifest_store, mod_digest, err);
         if (r < 0)
             goto out;
         aik_sha256_hex(mod_digest, rep.module_digest);

@@ -28,7 +28,9 @@
 
 #include "aik/common.h"
 #include "aik/kernel.h"
+#include "distill/package.h"
 #include "loader/module.h"
+#include "runtime/kernel_internal.h"
 #include "runtime/model.h"
 
 #define AIK_DISTILL_MAX_FILES 4
@@ -85,5 +87,13 @@ typedef struct aik_distill_report {
 /* Run the pipeline. Returns 0 when it ran to a decision (packaged or not:
  * see report->packaged and report->reason), a negative errno on errors. */
 int aik_distill_run(const aik_distill_config *cfg, aik_distill_report *ret_report, aik_error *err);
+
+/* Step 5 alone, for a capability borrowed from a kernel: package an adapter
+ * that was already evaluated (its sidecar in hand) as the signed derived
+ * module of kc's capability module (distill/package.h). */
+int aik_distill_package(const aik_kernel_capability *kc, const char *adapter_path, const char *sidecar_path,
+                        const uint8_t cases_digest[32], double min_pass_rate, const aik_distill_data *data,
+                        size_t n_data, const aik_signing_key *key, const char *out_dir, const char *manifest_store,
+                        uint8_t ret_digest[32], aik_error *err);
 
 #endif

@@ -61,8 +61,7 @@ static int package_only(aik_kernel *k, const aik_distill_config *c, const char *
 {
     aik_kernel_capability kc = { 0 };
     aik_eval_cases *cases = NULL;
-    aik_adapter_module_spec sp = { 0 };
-    uint8_t src[32], base[32], digest[32];
+    uint8_t digest[32];
     char hex[65];
     aik_error err;
     int rc = 1;
@@ -75,27 +74,8 @@ static int package_only(aik_kernel *k, const aik_distill_config *c, const char *
         aikctl_print_error("distill", &err);
         goto out;
     }
-    if (!kc.cap) {
-        fprintf(stderr, "aikctl: distill: %s is served by the base model itself; no module to carry an adapter\n",
-                kc.capability);
-        goto out;
-    }
-    aik_sha256_from_hex(kc.cap_digest, src);
-    aik_sha256_from_hex(kc.base_digest, base);
-    sp.source_dir = kc.cap_dir;
-    sp.source_digest = src;
-    sp.base_digest = base;
-    sp.base_pkg = kc.base->pkg;
-    sp.adapter_path = adapter;
-    sp.sidecar_path = sidecar;
-    sp.cases_digest = cases->digest;
-    sp.min_pass_rate = c->min_pass_rate;
-    sp.key = c->key;
-    sp.out_dir = out;
-    sp.manifest_store = c->manifest_store;
-    sp.data = data;
-    sp.n_data = n_data;
-    if (aik_adapter_module_build(&sp, digest, &err) < 0) {
+    if (aik_distill_package(&kc, adapter, sidecar, cases->digest, c->min_pass_rate, data, n_data, c->key, out,
+                            c->manifest_store, digest, &err) < 0) {
         aikctl_print_error("distill: package", &err);
         goto out;
     }
