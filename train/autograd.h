@@ -63,6 +63,17 @@ double aik_cross_entropy(const float *logits, const int32_t *targets, uint32_t T
 /* Distillation: temperature-softened KL(teacher ‖ student) · temp², summed
  * over T rows. dlogits receives scale · its gradient w.r.t. the student's
  * logits, ADDED to what is there (so it mixes with cross-entropy). */
+/* Wall-clock seconds the passes of this tape spent, by kind of work, since
+ * it was made (the calling thread's clock: pool tasks run inside these
+ * spans). For benchmarks: what fraction of a step the mat-muls take. */
+typedef struct aik_tape_times {
+    double matmul;    /* weight mat-muls (with their LoRA pairs), forward and backward */
+    double attention; /* attention forward and backward (strided GEMMs, causal softmax) */
+    double other;     /* every other op forward and backward, and clearing activation gradients */
+} aik_tape_times;
+
+void aik_tape_times_get(const aik_tape *t, aik_tape_times *ret_times);
+
 double aik_distill_kl(const float *student, const float *teacher, uint32_t T, uint32_t V, float temp, float scale,
                       float *dlogits);
 

@@ -93,6 +93,24 @@ uint32_t aik_trainer_step_count(const aik_trainer *tr);
  * fraction of peak the trainer achieves. */
 double aik_trainer_flops_per_token(const aik_trainer *tr);
 
+/* Where the wall time of aik_trainer_step went since the trainer was made
+ * (evaluation is not counted), and the flops of the parts, for benchmarks
+ * (benchmarks/train): GFLOP/s inside the mat-muls = matmul_flops_per_token
+ * × tokens / matmul_s. */
+typedef struct aik_train_profile {
+    double matmul_s;      /* weight mat-muls (and LoRA pairs), forward and backward */
+    double attention_s;   /* attention forward and backward */
+    double other_ops_s;   /* every other op, forward and backward (norms, rope, swiglu, ...) */
+    double loss_s;        /* cross-entropy / distillation and their gradient */
+    double optimizer_s;   /* gradient zeroing, norm, clipping and AdamW */
+    double total_s;       /* all of the above and the rest (teacher, input copies) */
+    uint64_t tokens;      /* tokens through forward and backward (training steps only) */
+    double matmul_flops_per_token;    /* the mat-mul part of aik_trainer_flops_per_token */
+    double attention_flops_per_token; /* the attention part */
+} aik_train_profile;
+
+void aik_trainer_profile(const aik_trainer *tr, aik_train_profile *ret_profile);
+
 /* Learning rate at a step (warm-up + cosine). */
 float aik_trainer_lr_at(const aik_train_config *cfg, uint32_t step);
 

@@ -204,6 +204,33 @@ START_TEST(test_whole_model_gradients)
 }
 END_TEST
 
+/* A sequence longer than the attention's row blocks (32), and not a
+ * multiple of them: the causal block products (three blocks, the last one
+ * partial) against finite differences. */
+START_TEST(test_long_sequence_gradients)
+{
+    aik_layer_hparams layers[2] = { { 4, 2, 24 }, { 2, 1, 16 } };
+    aik_model_hparams hp = { .struct_size = sizeof(hp), .model_type = 1, .n_vocab = 13, .dim = 16, .n_layers = 2,
+                             .head_dim = 4, .ctx_len = 80, .rope_theta = 10000.0f, .norm_eps = 1e-5f,
+                             .layers = layers };
+    enum { TL = 70 };
+    params p = { 0 };
+    aik_error err;
+    int32_t tok[TL], tgt[TL];
+
+    for (int k = 0; k < TL; k++) {
+        tok[k] = (k * 5 + k / 7) % 13;
+        tgt[k] = (k * 5 + 3) % 13;
+    }
+    ck_assert_int_eq(aik_graph_build(&aik_llama_arch_ops, &hp, NULL, &p.g, &err), 0);
+    ck_assert_int_eq(aik_tape_new(p.g, TL, NULL, &p.tape, &err), 0);
+    rng = 555;
+    bind_all(&p, 0.4f);
+    grad_check(&p, tok, tgt, TL, 13, 4, "llama, 70 tokens");
+    free_params(&p);
+}
+END_TEST
+
 /* Two sequences in one pass = two separate passes: same logits, and the
  * gradients of the batch are the sums of the separate ones. */
 START_TEST(test_batched_equals_separate)
@@ -249,6 +276,62 @@ START_TEST(test_batched_equals_separate)
     ck_assert_int_eq(aik_tape_forward_batch(two.tape, tok, 6, 3, &lg, &err), -EINVAL);
     free_params(&one);
     free_params(&two);
+}
+END_TEST
+
+/* The threaded ops cut their rows and columns by the thread count; the
+ * numbers must not move by a bit. A pass big enough to be cut (512 rows)
+ * on 1 and on 3 threads: same logits, same gradients, bit for bit; and a
+ * second backward over the same tape gives the same gradients again (the
+ * activation gradients are overwritten, not added to stale ones). */
+START_TEST(test_threads_bit_identical)
+{
+    aik_layer_hparams layers[2] = { { 4, 2, 96 }, { 4, 1, 64 } };
+    aik_model_hparams hp = { .struct_size = sizeof(hp), .model_type = 1, .flags = AIK_MODEL_QKV_BIAS,
+                             .n_vocab = 40, .dim = 64, .n_layers = 2, .head_dim = 16, .ctx_len = 32,
+                             .rope_theta = 10000.0f, .norm_eps = 1e-5f, .layers = layers };
+    enum { TT = 32, NS = 16, VV = 40 };
+    params p[2] = { { 0 }, { 0 } };
+    aik_threadpool *pool[2] = { NULL, NULL };
+    static int32_t tok[TT * NS];
+    static float dl[TT * NS * VV], logits[2][TT * NS * VV];
+    const float *lg;
+    aik_error err;
+
+    for (int k = 0; k < TT * NS; k++)
+        tok[k] = (int32_t)((k * 7 + k / 5) % VV);
+    rng = 4242;
+    for (int k = 0; k < TT * NS * VV; k++)
+        dl[k] = 0.01f * frand();
+    for (int c = 0; c < 2; c++) {
+        ck_assert_int_eq(aik_threadpool_new(c == 0 ? 1 : 3, &pool[c]), 0);
+        ck_assert_int_eq(aik_graph_build(&aik_llama_arch_ops, &hp, NULL, &p[c].g, &err), 0);
+        ck_assert_int_eq(aik_tape_new_batch(p[c].g, TT, NS, pool[c], &p[c].tape, &err), 0);
+        rng = 31;
+        bind_all(&p[c], 0.3f);
+        ck_assert_int_eq(aik_tape_forward_batch(p[c].tape, tok, TT, NS, &lg, &err), 0);
+        memcpy(logits[c], lg, sizeof(logits[c]));
+        ck_assert_int_eq(aik_tape_backward(p[c].tape, dl, &err), 0);
+    }
+    ck_assert_msg(memcmp(logits[0], logits[1], sizeof(logits[0])) == 0, "logits differ between 1 and 3 threads");
+    for (aik_node i = 0; i < p[0].g->n_nodes; i++)
+        if (p[0].val[i])
+            ck_assert_msg(memcmp(p[0].grad[i], p[1].grad[i], p[0].n[i] * sizeof(float)) == 0,
+                          "gradient of %s differs between 1 and 3 threads", p[0].g->nodes[i].name);
+    /* again on the 3-thread tape, from zeroed parameter gradients */
+    for (aik_node i = 0; i < p[1].g->n_nodes; i++)
+        if (p[1].val[i])
+            memset(p[1].grad[i], 0, p[1].n[i] * sizeof(float));
+    ck_assert_int_eq(aik_tape_forward_batch(p[1].tape, tok, TT, NS, &lg, &err), 0);
+    ck_assert_int_eq(aik_tape_backward(p[1].tape, dl, &err), 0);
+    for (aik_node i = 0; i < p[0].g->n_nodes; i++)
+        if (p[0].val[i])
+            ck_assert_msg(memcmp(p[0].grad[i], p[1].grad[i], p[0].n[i] * sizeof(float)) == 0,
+                          "gradient of %s differs on a second backward", p[0].g->nodes[i].name);
+    for (int c = 0; c < 2; c++) {
+        free_params(&p[c]);
+        aik_threadpool_free(pool[c]);
+    }
 }
 END_TEST
 
@@ -328,6 +411,8 @@ int main(void)
     tcase_add_test(tc, test_whole_model_gradients);
     tcase_add_test(tc, test_lora_gradients);
     tcase_add_test(tc, test_batched_equals_separate);
+    tcase_add_test(tc, test_threads_bit_identical);
+    tcase_add_test(tc, test_long_sequence_gradients);
     tcase_add_test(tc, test_distill_gradient);
     suite_add_tcase(s, tc);
     return aik_test_run(s);
