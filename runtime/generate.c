@@ -11,9 +11,37 @@
 struct aik_session {
     const aik_model *m;
     aik_threadpool *pool;
-    aik_cpu_exec *exec;
+    aik_cpu_exec *exec;     /* owned; NULL on a split executor */
+    aik_split_exec *split;  /* borrowed (aik_session_config.split) */
+    uint32_t ctx_len;       /* split: the positions this session may use (<= the executor's) */
+    uint32_t fallbacks_at_start; /* aik_split_exec_fallback_count when the session began */
     uint32_t batch;
 };
+
+/* A session over a caller's split executor: no threads of its own. */
+static int split_session_new(const aik_model *m, const aik_session_config *cfg, aik_session **ret, aik_error *err)
+{
+    aik_session *s;
+    uint32_t ctx = aik_split_exec_ctx_len(cfg->split), mb = aik_split_exec_max_batch(cfg->split);
+
+    if (cfg->ctx_len > ctx)
+        return aik_fail(err, -EINVAL, "session.ctx_len", "%u exceeds the split executor's context of %u",
+                        cfg->ctx_len, ctx);
+    s = calloc(1, sizeof(*s));
+    if (!s)
+        return aik_fail(err, -ENOMEM, "session", "out of memory");
+    s->m = m;
+    s->split = cfg->split;
+    s->ctx_len = cfg->ctx_len ? cfg->ctx_len : ctx;
+    s->batch = cfg->batch ? cfg->batch : 256;
+    if (s->batch > mb)
+        s->batch = mb;
+    s->fallbacks_at_start = aik_split_exec_fallback_count(s->split);
+    /* A borrowed executor may hold another session's positions. */
+    aik_split_exec_truncate(s->split, 0);
+    *ret = s;
+    return 0;
+}
 
 int aik_session_new(const aik_model *m, const aik_session_config *cfg_in, aik_session **ret, aik_error *err)
 {
@@ -29,6 +57,8 @@ int aik_session_new(const aik_model *m, const aik_session_config *cfg_in, aik_se
     if (cfg.ctx_len > m->hp.ctx_len)
         return aik_fail(err, -EINVAL, "session.ctx_len", "%u exceeds the model's context of %u", cfg.ctx_len,
                         m->hp.ctx_len);
+    if (cfg.split)
+        return split_session_new(m, &cfg, ret, err);
     s = calloc(1, sizeof(*s));
     if (!s)
         return aik_fail(err, -ENOMEM, "session", "out of memory");
@@ -61,8 +91,33 @@ void aik_session_free(aik_session *s)
 }
 
 aik_cpu_exec *aik_session_exec(aik_session *s) { return s->exec; }
+aik_split_exec *aik_session_split(aik_session *s) { return s->split; }
 const aik_model *aik_session_model(const aik_session *s) { return s->m; }
-void aik_session_reset(aik_session *s) { aik_cpu_exec_truncate(s->exec, 0); }
+
+void aik_session_reset(aik_session *s)
+{
+    if (s->split)
+        aik_split_exec_truncate(s->split, 0);
+    else
+        aik_cpu_exec_truncate(s->exec, 0);
+}
+
+uint32_t aik_session_n_past(const aik_session *s)
+{
+    return s->split ? aik_split_exec_n_past(s->split) : aik_cpu_exec_n_past(s->exec);
+}
+
+uint32_t aik_session_ctx_len(const aik_session *s)
+{
+    return s->split ? s->ctx_len : aik_cpu_exec_ctx_len(s->exec);
+}
+
+const aik_error *aik_session_fallback(const aik_session *s)
+{
+    if (!s->split || aik_split_exec_fallback_count(s->split) == s->fallbacks_at_start)
+        return NULL;
+    return aik_split_exec_fallback(s->split);
+}
 
 int aik_session_eval(aik_session *s, const int32_t *tokens, size_t n, uint32_t n_out, const float **ret_logits,
                      aik_error *err)
@@ -76,7 +131,14 @@ int aik_session_eval(aik_session *s, const int32_t *tokens, size_t n, uint32_t n
         uint32_t chunk = (uint32_t)((n - done) < s->batch ? (n - done) : s->batch);
         bool last = done + chunk == n;
         uint32_t want = last ? (n_out < chunk ? n_out : chunk) : 1;
-        int r = aik_cpu_exec_run(s->exec, tokens + done, chunk, want, &logits, err);
+        int r;
+        /* A split session stops at its own context, which may be shorter
+         * than the executor's. */
+        if (s->split && aik_split_exec_n_past(s->split) + chunk > s->ctx_len)
+            return aik_fail(err, -ENOSPC, "session", "context full: %u positions used + %u new > %u",
+                            aik_split_exec_n_past(s->split), chunk, s->ctx_len);
+        r = s->split ? aik_split_exec_run(s->split, tokens + done, chunk, want, &logits, err)
+                     : aik_cpu_exec_run(s->exec, tokens + done, chunk, want, &logits, err);
         if (r < 0)
             return r;
         done += chunk;
@@ -194,7 +256,7 @@ int aik_generate(aik_session *s, const char *prompt, size_t prompt_len, const ai
     textbuf tb = { 0 };
     const float *logits;
     struct timespec t0;
-    uint32_t ctx = aik_cpu_exec_ctx_len(s->exec);
+    uint32_t ctx = aik_session_ctx_len(s);
     int32_t eos = -1;
     int r;
 
@@ -307,7 +369,7 @@ int aik_generate(aik_session *s, const char *prompt, size_t prompt_len, const ai
         }
         if (i + 1 == p->n_predict)
             break;
-        if (aik_cpu_exec_n_past(s->exec) + 1 > ctx) {
+        if (aik_session_n_past(s) + 1 > ctx) {
             res.stop = AIK_STOP_CONTEXT;
             break;
         }

@@ -24,12 +24,24 @@
 #include "runtime/model.h"
 #include "runtime/sampler.h"
 #include "scheduler/cpu_exec.h"
+#include "scheduler/split_exec.h"
 
 typedef struct aik_session_config {
     uint32_t n_threads; /* 0: one per online CPU */
     uint32_t ctx_len;   /* 0: the model's */
     uint32_t batch;     /* prompt chunk (tokens per forward pass); 0: 256 */
     bool profile;       /* per-op timing */
+    /* Executor choice. NULL (the default): the session owns a CPU executor
+     * (scheduler/cpu_exec.h) over the model's graph. Otherwise the session
+     * runs on this split executor (scheduler/split_exec.h: a placement plan
+     * across devices, built over m->graph), which it borrows: the caller
+     * keeps it alive, frees it, and lets one session at a time use it (a
+     * session starts it over, like aik_session_reset). n_threads and
+     * profile then do not apply; ctx_len (0: the executor's) must not
+     * exceed the executor's and the batch is capped at its max_batch. A
+     * device failure the executor recovers from (fallback to the CPU) is
+     * not an error: see aik_session_fallback. */
+    aik_split_exec *split;
 } aik_session_config;
 
 typedef struct aik_session aik_session;
@@ -45,8 +57,20 @@ int aik_session_eval(aik_session *s, const int32_t *tokens, size_t n, uint32_t n
 /* Start over (empty KV cache). */
 void aik_session_reset(aik_session *s);
 
+/* The session's CPU executor; NULL for a session on a split executor. */
 aik_cpu_exec *aik_session_exec(aik_session *s);
+/* The split executor the session runs on; NULL for a CPU session. */
+aik_split_exec *aik_session_split(aik_session *s);
 const aik_model *aik_session_model(const aik_session *s);
+
+/* Positions evaluated so far and the context (KV-cache positions), for
+ * either executor. */
+uint32_t aik_session_n_past(const aik_session *s);
+uint32_t aik_session_ctx_len(const aik_session *s);
+
+/* The executor's last device fallback (aik_split_exec_fallback) if it
+ * happened while this session ran, else NULL (always NULL on the CPU). */
+const aik_error *aik_session_fallback(const aik_session *s);
 
 typedef enum aik_stop_reason {
     AIK_STOP_LENGTH = 0,    /* n_predict tokens generated */

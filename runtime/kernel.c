@@ -31,6 +31,7 @@
 #include "runtime/kernel_internal.h"
 #include "runtime/model.h"
 #include "runtime/replay.h"
+#include "scheduler/split_rig.h"
 
 #ifndef AIK_DEFAULT_MODULE_STORE
 #define AIK_DEFAULT_MODULE_STORE "/usr/lib/aik/modules"
@@ -59,6 +60,7 @@ typedef struct resident {
     uint32_t refs;
     uint64_t last_used;
     char digest[65];
+    aik_split_rig *rig;           /* architecture modules served through a placement: plan, devices, executor */
     struct resident *next;
 } resident;
 
@@ -79,6 +81,11 @@ struct aik_kernel {
     bool developer;
     aik_replay_log *replay;       /* opt-in record of served requests */
     pthread_mutex_t replay_lock;
+    /* aik_kernel_config.placement and its device options (NULL: CPU only).
+     * placement_lock serialises requests on the rigs: their devices and
+     * placer are shared and an executor holds one sequence at a time. */
+    char *placement, *devices, *plugin_dir, *trust_dir;
+    pthread_mutex_t placement_lock;
 };
 
 static double ms_since(const struct timespec *t0)
@@ -165,6 +172,13 @@ AIK_EXPORT int aik_kernel_open(const aik_kernel_config *cfg, aik_kernel **ret, a
     pthread_mutex_init(&k->lock, NULL);
     pthread_mutex_init(&k->graph_lock, NULL);
     pthread_mutex_init(&k->replay_lock, NULL);
+    pthread_mutex_init(&k->placement_lock, NULL);
+    if ((c.placement && !(k->placement = strdup(c.placement))) || (c.devices && !(k->devices = strdup(c.devices))) ||
+        (c.plugin_dir && !(k->plugin_dir = strdup(c.plugin_dir))) ||
+        !(k->trust_dir = strdup(pick(c.trust_store, "AIK_TRUST_STORE", AIK_DEFAULT_TRUST_STORE)))) {
+        r = aik_fail(err, -ENOMEM, "kernel", "out of memory");
+        goto fail;
+    }
     k->budget = c.memory_budget;
     k->n_threads = c.n_threads;
     k->developer = c.developer_mode;
@@ -196,6 +210,7 @@ fail:
 
 static void unload(resident *m)
 {
+    aik_split_rig_free(m->rig);
     free(m->lora);
     aik_adapter_free(m->adapter);
     aik_model_free(m->model);
@@ -222,6 +237,11 @@ AIK_EXPORT void aik_kernel_close(aik_kernel *k)
     aik_capgraph_free(k->graph);
     aik_replay_close(k->replay);
     pthread_mutex_destroy(&k->replay_lock);
+    pthread_mutex_destroy(&k->placement_lock);
+    free(k->placement);
+    free(k->devices);
+    free(k->plugin_dir);
+    free(k->trust_dir);
     pthread_mutex_destroy(&k->lock);
     pthread_mutex_destroy(&k->graph_lock);
     free(k);
@@ -489,6 +509,28 @@ static int resolve_and_load(aik_kernel *k, const char *intent, const aik_constra
     return 0;
 }
 
+/* The base model's placement rig, made by the first request that needs it
+ * (k->placement_lock held). A device the executor fell back from while it
+ * was built is reported in warning. */
+static int placement_rig(aik_kernel *k, resident *base, char warning[256], aik_error *err)
+{
+    const aik_error *fb;
+    int r;
+
+    if (base->rig)
+        return 0;
+    aik_split_rig_config rc = { .override = k->placement, .devices = k->devices, .plugin_dir = k->plugin_dir,
+                                .trust_dir = k->trust_dir, .load_flags = k->developer ? AIK_LOAD_DEVELOPER : 0,
+                                .n_threads = k->n_threads, .max_batch = 256 };
+    if ((r = aik_split_rig_open(base->model->graph, &rc, &base->rig, err)) < 0) {
+        aik_error_prefix(err, "placement");
+        return r;
+    }
+    if ((fb = aik_split_exec_fallback(base->rig->sx)))
+        snprintf(warning, 256, "%s", fb->message);
+    return 0;
+}
+
 AIK_EXPORT void aik_result_free(aik_result *r)
 {
     if (!r)
@@ -510,6 +552,7 @@ AIK_EXPORT int aik_submit(aik_kernel *k, const char *intent, const char *input, 
     aik_result *res = NULL;
     aik_session *s = NULL;
     aik_generate_result gen = { 0 };
+    bool placed = false;
     int r;
 
     if (!k || !intent || !input || !ret)
@@ -556,6 +599,20 @@ AIK_EXPORT int aik_submit(aik_kernel *k, const char *intent, const char *input, 
     uint32_t need = (uint32_t)plen + budget + 2;
     aik_session_config sc = { .n_threads = k->n_threads,
                               .ctx_len = need < base->model->hp.ctx_len ? need : base->model->hp.ctx_len };
+    /* Through the placement, except adapter requests: the LoRA is applied
+     * by the CPU executor only (documented in aik/kernel.h). */
+    if (k->placement && !(cap && cap->adapter)) {
+        struct timespec tp;
+        pthread_mutex_lock(&k->placement_lock);
+        placed = true;
+        clock_gettime(CLOCK_MONOTONIC, &tp);
+        if ((r = placement_rig(k, base, res->warning, err)) < 0)
+            goto out;
+        res->load_ms += ms_since(&tp); /* opening devices and uploading weights is loading */
+        sc.split = base->rig->sx;
+        if (sc.ctx_len > aik_split_exec_ctx_len(sc.split))
+            sc.ctx_len = aik_split_exec_ctx_len(sc.split);
+    }
     r = aik_session_new(base->model, &sc, &s, err);
     if (r < 0)
         goto out;
@@ -578,6 +635,8 @@ AIK_EXPORT int aik_submit(aik_kernel *k, const char *intent, const char *input, 
     r = aik_capability_run(s, cap ? cap->cap : NULL, input, strlen(input), &ro, &gen, NULL, err);
     if (r < 0)
         goto out;
+    if (aik_session_fallback(s))
+        snprintf(res->warning, sizeof(res->warning), "%s", aik_session_fallback(s)->message);
     res->prompt_ms = gen.prompt_ms;
     res->generate_ms = gen.gen_ms;
     res->n_prompt_tokens = gen.n_prompt;
@@ -611,6 +670,8 @@ AIK_EXPORT int aik_submit(aik_kernel *k, const char *intent, const char *input, 
 out:
     aik_generate_result_clear(&gen);
     aik_session_free(s);
+    if (placed)
+        pthread_mutex_unlock(&k->placement_lock);
     for (size_t i = 0; i < n_used; i++)
         release(k, used[i]);
     aik_plan_free(plan);

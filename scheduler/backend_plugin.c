@@ -24,6 +24,7 @@
 #include "common/error.h"
 #include "graph/graph.h"
 #include "loader/module.h"
+#include "scheduler/segment_nodes.h"
 
 #ifndef AIK_DEFAULT_BACKEND_DIR
 #define AIK_DEFAULT_BACKEND_DIR "/usr/lib/aik/backends"
@@ -408,15 +409,6 @@ void aik_plugin_exec_free(aik_plugin_exec *e)
     free(e);
 }
 
-static uint64_t weight_elems(const aik_gnode *n)
-{
-    uint64_t el = 1;
-    for (uint32_t i = 0; i < n->n_dims && i < AIK_MAX_DIMS; i++)
-        if (aik_mul_overflow(el, n->shape[i], &el))
-            return UINT64_MAX;
-    return el;
-}
-
 /* Activation buffers by liveness, as scheduler/cpu_exec.c plans them: a
  * node's buffer is released after its last reader (views followed). */
 static int plan_activations(aik_plugin_exec *e, aik_error *err)
@@ -506,36 +498,16 @@ int aik_plugin_exec_new(const aik_backend_ops *ops, aik_backend *b, const aik_gr
     }
     if (e->max_batch > e->ctx_len)
         e->max_batch = e->ctx_len;
-    e->nodes = calloc((size_t)g->n_nodes, sizeof(*e->nodes));
     e->k_cache = calloc(g->n_kv_layers ? g->n_kv_layers : 1, sizeof(*e->k_cache));
     e->v_cache = calloc(g->n_kv_layers ? g->n_kv_layers : 1, sizeof(*e->v_cache));
     e->logits = calloc((size_t)e->max_batch * g->hp.n_vocab, sizeof(float));
-    if (!e->nodes || !e->k_cache || !e->v_cache || !e->logits) {
+    if (!e->k_cache || !e->v_cache || !e->logits) {
         r = aik_fail(err, -ENOMEM, "plugin.exec", "out of memory");
         goto fail;
     }
     /* The backend's flat view of the host's node table. */
-    for (aik_node i = 0; i < g->n_nodes; i++) {
-        const aik_gnode *n = &g->nodes[i];
-        e->nodes[i] = (aik_backend_node){
-            .op = (uint32_t)n->op,
-            .src = { n->src[0], n->src[1], n->src[2] },
-            .n_cols = n->n_cols,
-            .width = n->width,
-            .row_base = n->base == AIK_ROWS_OUTPUT,
-            .dtype = (uint32_t)n->dtype,
-            .n_dims = n->n_dims,
-            .eps = n->eps,
-            .theta = n->theta,
-            .scale = n->scale,
-            .n_heads = n->n_heads,
-            .n_kv_heads = n->n_kv_heads,
-            .head_dim = n->head_dim,
-            .layer = n->layer,
-            .rope_mode = (uint32_t)n->rope_mode,
-        };
-        memcpy(e->nodes[i].shape, n->shape, sizeof(e->nodes[i].shape));
-    }
+    if ((r = aik_segment_nodes_from_graph(g, &e->nodes, err)) < 0)
+        goto fail;
     /* Weights: uploaded once; nodes bound to the same storage (tied
      * embeddings) share one buffer. */
     for (aik_node i = 0; i < g->n_nodes; i++) {
@@ -550,10 +522,10 @@ int aik_plugin_exec_new(const aik_backend_ops *ops, aik_backend *b, const aik_gr
         }
         for (aik_node j = 0; j < i && !wb; j++)
             if (g->nodes[j].op == AIK_OP_WEIGHT && g->nodes[j].data == n->data && g->nodes[j].dtype == n->dtype &&
-                weight_elems(&g->nodes[j]) >= weight_elems(n))
+                aik_segment_weight_elems(&e->nodes[j]) >= aik_segment_weight_elems(&e->nodes[i]))
                 wb = e->nodes[j].data.buffer;
         if (!wb) {
-            if (aik_dtype_bytes(n->dtype, weight_elems(n), &bytes) < 0) {
+            if (aik_dtype_bytes(n->dtype, aik_segment_weight_elems(&e->nodes[i]), &bytes) < 0) {
                 r = aik_fail(err, -EINVAL, n->name, "size of %s weight not computable", aik_dtype_name(n->dtype));
                 goto fail;
             }
@@ -633,8 +605,7 @@ int aik_plugin_exec_run(aik_plugin_exec *e, const int32_t *tokens, uint32_t n_to
     if (e->ops->synchronize && (r = e->ops->synchronize(e->b, err)) < 0)
         return r;
     const aik_backend_node *ln = &e->nodes[g->logits];
-    uint64_t base = ln->row_base == 0 ? n_tokens : n_out;
-    uint64_t rows = ln->n_cols ? base * ln->width / ln->n_cols : 0;
+    uint64_t rows = aik_segment_node_rows(ln, n_tokens, n_out);
     if (rows > e->max_batch)
         return aik_fail(err, -EINVAL, "plugin.exec", "logits of %llu rows exceed the batch", (unsigned long long)rows);
     if ((r = e->ops->buffer_download(e->b, ln->data.buffer, ln->data.offset, e->logits,

@@ -816,6 +816,8 @@ void aik_split_exec_free(aik_split_exec *e)
 }
 
 uint32_t aik_split_exec_n_past(const aik_split_exec *e) { return e ? e->n_past : 0; }
+uint32_t aik_split_exec_ctx_len(const aik_split_exec *e) { return e ? e->ctx_len : 0; }
+uint32_t aik_split_exec_max_batch(const aik_split_exec *e) { return e ? e->max_batch : 0; }
 
 void aik_split_exec_truncate(aik_split_exec *e, uint32_t n_past)
 {

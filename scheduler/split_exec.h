@@ -86,6 +86,11 @@ int aik_split_exec_run(aik_split_exec *e, const int32_t *tokens, uint32_t n_toke
 
 uint32_t aik_split_exec_n_past(const aik_split_exec *e);
 
+/* KV-cache positions and most tokens per run (as configured, max_batch
+ * capped at the context): what a session over the executor sizes itself by. */
+uint32_t aik_split_exec_ctx_len(const aik_split_exec *e);
+uint32_t aik_split_exec_max_batch(const aik_split_exec *e);
+
 /* Forget positions >= n_past. */
 void aik_split_exec_truncate(aik_split_exec *e, uint32_t n_past);
 

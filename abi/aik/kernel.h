@@ -50,6 +50,22 @@ typedef struct aik_kernel_config {
     const char *replay_log;   /* opt-in: record every served request (intent, input, output, module
                                  digests, timings) in this checksummed log, mode 0600; NULL: off */
     uint64_t replay_max_bytes; /* rotate the log past this size; 0: 64 MiB */
+    /* Serving through a placement plan (docs/placement.md). NULL: every
+     * request runs on the CPU executor (the default). Otherwise an override
+     * spec, as `aikctl bench --override` takes: "gpu-layers=2",
+     * "layers=0-3:vulkan0", "layers=0-1:plugin0,output:cpu0", "" for the
+     * planner's own choice. The first request for a base model plans it
+     * over the device inventory, opens the devices (cpu0, vulkanN, the
+     * pluginN devices of plugin_dir) and uploads the weights once; requests
+     * then run on that plan one at a time (the devices are shared). A
+     * device that fails at run time is replaced by the CPU for this and
+     * later requests, and the request that saw it says so in
+     * aik_result.warning. Requests whose capability carries an adapter run
+     * on the CPU executor, which applies it (docs/adapters.md). */
+    const char *placement;
+    const char *devices;      /* inventory YAML for placement; NULL: this host's devices */
+    const char *plugin_dir;   /* backend plug-ins for placement, verified against trust_store like any
+                                 module (developer_mode accepts unsigned ones); NULL: none */
 } aik_kernel_config;
 
 /* Open a kernel: read the module store's profiles into the capability graph
@@ -101,6 +117,11 @@ typedef struct aik_result {
      * file, and the time spent choosing it (validation the first time). */
     char adapter_digest[65];
     double adapter_ms;
+    /* Non-fatal trouble a person should hear about, "" when none: a device
+     * of the placement failed and the CPU took over its part ("vulkan0
+     * failed: <why>; layers 0-1, output moved to cpu0"). The answer is
+     * complete either way. */
+    char warning[256];
 } aik_result;
 
 /* Resolve, load, generate. On failure err says which stage and why: no

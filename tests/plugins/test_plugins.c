@@ -36,6 +36,7 @@
 #include "scheduler/backend_plugin.h"
 #include "scheduler/cpu_exec.h"
 #include "scheduler/devices.h"
+#include "scheduler/split_rig.h"
 #include "testutil.h"
 #include "../engine/tiny_model.h"
 
@@ -836,6 +837,118 @@ START_TEST(test_model_q4_0)
 }
 END_TEST
 
+/* ----------------- a split plan over the CPU and the reference plug-in --- */
+
+/* The tiny model split between cpu0 and plugin0 (a signed plug-in directory
+ * found by aik_split_rig_open, the way bench and the kernel open devices):
+ * greedy tokens identical to the whole-graph CPU executor, logits within
+ * TOL_MODEL_QFLIP (the plug-in sums like the scalar kernels, the CPU
+ * backend like the SIMD ones). */
+static void split_compare(const char *override, uint32_t want_segments)
+{
+    char *dir = aik_test_tmpdir(), *path, parent[1024];
+    aik_slm_header hdr;
+    aik_model *m;
+    aik_error err = { 0 };
+    aik_cpu_exec *ce;
+    aik_split_rig *rig;
+    const int32_t prompt[5] = { 256, 72, 101, 108, 108 };
+    enum { N_GEN = 10 };
+    int32_t tc[N_GEN], ts[N_GEN];
+
+    ck_assert_ptr_nonnull(dir);
+    ck_assert_int_ge(asprintf(&path, "%s/tiny.slm", dir), 0);
+    tiny_header(&hdr);
+    ck_assert_int_eq(tiny_model_write(path, &hdr, NULL, AIK_DTYPE_F32, 42), 0);
+    int r = aik_model_open(path, 0, NULL, &m, &err);
+    ck_assert_msg(r == 0, "open: %s: %s", err.where, err.message);
+    snprintf(parent, sizeof(parent), "%s/split-plugins", dir);
+    free(make_plugin(parent, "ref", g_arg[SO_REF], "aik-backend-ref", AIK_MODULE_BACKEND, true, g_key));
+    uint32_t V = m->hp.n_vocab;
+
+    aik_split_rig_config rc = { .override = override, .plugin_dir = parent, .trust_dir = g_trust_dir,
+                                .n_threads = 1, .max_batch = 8, .ctx_len = 32 };
+    r = aik_split_rig_open(m->graph, &rc, &rig, &err);
+    ck_assert_msg(r == 0, "rig %s: %s: %s", override, err.where, err.message);
+    const aik_placement *pl = aik_split_exec_plan(rig->sx);
+    if (want_segments) /* 0: unpinned units are placed by cost */
+        ck_assert_uint_eq(pl->n_segments, want_segments);
+    bool on_plugin = false, on_cpu = false;
+    for (uint32_t k = 0; k < pl->n_segments; k++) {
+        on_plugin |= strcmp(rig->inv.dev[pl->seg[k].device].id, "plugin0") == 0;
+        on_cpu |= strcmp(rig->inv.dev[pl->seg[k].device].id, "cpu0") == 0;
+    }
+    ck_assert_msg(on_plugin && on_cpu, "%s: the plan does not use both cpu0 and plugin0", override);
+
+    aik_cpu_exec_config cc = { .max_batch = 8, .ctx_len = 32 };
+    ck_assert_int_eq(aik_cpu_exec_new(m->graph, &cc, NULL, &ce, &err), 0);
+    const float *lc, *ls;
+    float *want = malloc((size_t)5 * V * sizeof(float));
+    ck_assert_ptr_nonnull(want);
+    ck_assert_int_eq(aik_cpu_exec_run(ce, prompt, 5, 5, &lc, &err), 0);
+    memcpy(want, lc, (size_t)5 * V * sizeof(float));
+    r = aik_split_exec_run(rig->sx, prompt, 5, 5, &ls, &err);
+    ck_assert_msg(r == 0, "split run: %s: %s", err.where, err.message);
+    double e = nmse(ls, want, (size_t)5 * V);
+    ck_assert_msg(e <= TOL_MODEL_QFLIP, "%s: prompt logits NMSE %g", override, e);
+    tc[0] = argmax(want + (size_t)4 * V, V);
+    ts[0] = argmax(ls + (size_t)4 * V, V);
+    for (uint32_t i = 1; i < N_GEN; i++) {
+        ck_assert_int_eq(aik_cpu_exec_run(ce, &tc[i - 1], 1, 1, &lc, &err), 0);
+        tc[i] = argmax(lc, V);
+        ck_assert_int_eq(aik_split_exec_run(rig->sx, &ts[i - 1], 1, 1, &ls, &err), 0);
+        ts[i] = argmax(ls, V);
+    }
+    for (uint32_t i = 0; i < N_GEN; i++)
+        ck_assert_msg(tc[i] == ts[i], "%s: token %u differs: cpu %d split %d", override, i, tc[i], ts[i]);
+    ck_assert_ptr_null(aik_split_exec_fallback(rig->sx));
+
+    free(want);
+    aik_split_rig_free(rig);
+    aik_cpu_exec_free(ce);
+    aik_model_free(m);
+    aik_test_rmtree(dir);
+    free(dir);
+    free(path);
+}
+
+START_TEST(test_split_cpu_plugin)
+{
+    split_compare("layers=0-1:plugin0", 0);
+    split_compare("embedding:plugin0,layers=0-1:cpu0,output:plugin0", 3);
+    split_compare("embedding:cpu0,layers=0:cpu0,layers=1:plugin0,output:cpu0", 3);
+}
+END_TEST
+
+START_TEST(test_split_plugin_refused)
+{
+    char *dir = aik_test_tmpdir(), *path;
+    aik_slm_header hdr;
+    aik_model *m;
+    aik_error err = { 0 };
+    aik_split_rig *rig = NULL;
+
+    ck_assert_ptr_nonnull(dir);
+    ck_assert_int_ge(asprintf(&path, "%s/tiny.slm", dir), 0);
+    tiny_header(&hdr);
+    ck_assert_int_eq(tiny_model_write(path, &hdr, NULL, AIK_DTYPE_F32, 42), 0);
+    ck_assert_int_eq(aik_model_open(path, 0, NULL, &m, &err), 0);
+    /* no plug-in directory: plugin0 is not in the inventory */
+    aik_split_rig_config rc = { .override = "layers=0-1:plugin0", .n_threads = 1, .max_batch = 8, .ctx_len = 32 };
+    ck_assert_int_lt(aik_split_rig_open(m->graph, &rc, &rig, &err), 0);
+    ck_assert_ptr_null(rig);
+    ck_assert_msg(strstr(err.message, "plugin0") || strstr(err.where, "plugin0"), "%s: %s", err.where, err.message);
+    /* a plug-in directory that does not exist */
+    rc.plugin_dir = "/nonexistent/aik-plugins";
+    ck_assert_int_eq(aik_split_rig_open(m->graph, &rc, &rig, &err), -ENOENT);
+    ck_assert_ptr_null(rig);
+    aik_model_free(m);
+    aik_test_rmtree(dir);
+    free(dir);
+    free(path);
+}
+END_TEST
+
 /* ------------------------------------------------------- refusals --- */
 
 /* Open dir with options; expect failure code and both substrings (NULL:
@@ -1102,6 +1215,8 @@ int main(int argc, char **argv)
     tcase_add_test(tc, test_model_f16);
     tcase_add_test(tc, test_model_q8_0);
     tcase_add_test(tc, test_model_q4_0);
+    tcase_add_test(tc, test_split_cpu_plugin);
+    tcase_add_test(tc, test_split_plugin_refused);
     suite_add_tcase(s, tc);
     int rc = aik_test_run(s);
     aik_signing_key_free(g_key);

@@ -19,6 +19,7 @@
  */
 #include "split_util.h"
 
+#include "runtime/generate.h"
 #include "scheduler/cpu_backend.h"
 #include "scheduler/segment_nodes.h"
 #include "scheduler/threadpool.h"
@@ -611,6 +612,78 @@ START_TEST(test_cpu_backend)
 }
 END_TEST
 
+/* Sessions over a split executor (runtime/generate.h, the kernel's
+ * placement path): aik_generate gives the CPU session's tokens; a fake GPU
+ * that fails in the middle of decoding is reported by that session's
+ * aik_session_fallback and not by the next session on the same executor;
+ * a context beyond the executor's is refused. */
+static void generate_tokens(aik_session *s, aik_generate_result *res)
+{
+    aik_generate_params gp;
+    aik_error err = { 0 };
+    aik_generate_params_default(&gp);
+    gp.n_predict = 8;
+    gp.ignore_eos = true;
+    gp.sampling.temperature = 0;
+    int r = aik_generate(s, "Hello", 5, &gp, res, &err);
+    ck_assert_msg(r == 0, "generate: %s: %s", err.where, err.message);
+}
+
+START_TEST(test_session_on_split)
+{
+    tiny t;
+    rig r;
+    aik_error err = { 0 };
+    aik_session *cs, *ss;
+    aik_generate_result want, got;
+
+    tiny_open(&t, AIK_DTYPE_Q8_0, 0);
+    aik_session_config cc = { .n_threads = 1, .ctx_len = 32 };
+    ck_assert_int_eq(aik_session_new(t.m, &cc, &cs, &err), 0);
+    generate_tokens(cs, &want);
+    ck_assert_uint_eq(want.n_tokens, 8);
+
+    ck_assert_int_eq(rig_open(&r, t.m->graph, INV_FAKE_GPU, "embedding:cpu0,layers=0-1:fake0,output:cpu0", 32, 4, 1,
+                              AIK_BACKEND_GPU, true, &err), 0);
+    r.fy[1].fail_exec_at = 4; /* the prompt takes 2 runs of 4 (batch 4), then decode */
+    r.fy[1].fail_forever = true;
+    aik_session_config sc = { .ctx_len = 20, .batch = 64, .split = r.e };
+    ck_assert_int_eq(aik_session_new(t.m, &sc, &ss, &err), 0);
+    ck_assert_ptr_null(aik_session_exec(ss));
+    ck_assert_ptr_eq(aik_session_split(ss), r.e);
+    ck_assert_uint_eq(aik_session_ctx_len(ss), 20);
+    generate_tokens(ss, &got);
+    ck_assert_uint_eq(got.n_tokens, want.n_tokens);
+    ck_assert_mem_eq(got.tokens, want.tokens, want.n_tokens * sizeof(int32_t));
+    ck_assert_str_eq(got.text, want.text);
+    ck_assert_uint_eq(aik_session_n_past(ss), got.n_prompt + 8 - 1);
+    const aik_error *fb = aik_session_fallback(ss);
+    ck_assert_ptr_nonnull(fb);
+    ck_assert_msg(strncmp(fb->message, "fake0 failed: ", 14) == 0, "%s", fb->message);
+    aik_session_free(ss);
+    aik_generate_result_clear(&got);
+
+    /* the next session on the executor: CPU plan now, nothing to report */
+    ck_assert_int_eq(aik_session_new(t.m, &sc, &ss, &err), 0);
+    ck_assert_uint_eq(aik_session_n_past(ss), 0);
+    generate_tokens(ss, &got);
+    ck_assert_mem_eq(got.tokens, want.tokens, want.n_tokens * sizeof(int32_t));
+    ck_assert_ptr_null(aik_session_fallback(ss));
+    aik_session_free(ss);
+    aik_generate_result_clear(&got);
+
+    /* a context the executor does not have */
+    sc.ctx_len = 33;
+    ck_assert_int_eq(aik_session_new(t.m, &sc, &ss, &err), -EINVAL);
+    ck_assert_str_eq(err.where, "session.ctx_len");
+
+    aik_generate_result_clear(&want);
+    aik_session_free(cs);
+    rig_close(&r);
+    tiny_close(&t);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("split");
@@ -632,6 +705,7 @@ int main(void)
     tcase_add_test(tc, test_replay_fails_then_resumes);
     tcase_add_test(tc, test_no_fallback);
     tcase_add_test(tc, test_new_errors);
+    tcase_add_test(tc, test_session_on_split);
     suite_add_tcase(s, tc);
     return aik_test_run(s);
 }

@@ -12,9 +12,11 @@
  *
  * --override SPEC (llama.cpp -ngl / --override-tensor style, see
  * docs/placement.md) runs a split plan across devices with
- * scheduler/split_exec.h: the inventory is this host's CPU and Vulkan
- * devices (or --devices FILE.yaml, whose devices are opened by backend), the
- * plan and the measured time per segment per device are printed.
+ * scheduler/split_exec.h, opened by scheduler/split_rig.h: the inventory is
+ * this host's CPU and Vulkan devices and the plug-in devices of
+ * --plugin-dir (or --devices FILE.yaml, whose devices are opened by backend
+ * or as pluginN), the plan and the measured time per segment per device are
+ * printed.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -28,15 +30,18 @@
 
 #include "common/error.h"
 #include "kernels/cpu/cpu_kernels.h"
-#include "loader/exec_profile.h"
+#include "loader/module.h"
 #include "runtime/generate.h"
-#include "scheduler/cpu_backend.h"
-#include "scheduler/devices.h"
 #include "scheduler/placement.h"
 #include "scheduler/split_exec.h"
+#include "scheduler/split_rig.h"
 #include "tools/aikctl/aikctl.h"
 #ifdef AIK_HAVE_VULKAN
 #include "scheduler/vulkan_backend.h"
+#endif
+
+#ifndef AIK_DEFAULT_TRUST_STORE
+#define AIK_DEFAULT_TRUST_STORE "/etc/aik/trust"
 #endif
 
 static double now_s(void)
@@ -94,17 +99,6 @@ static int seg_record(void *user, uint32_t first_unit, uint32_t end_unit, uint32
         }
     return 0;
 }
-
-/* A split plan: inventory, placer, one opened backend per device. */
-typedef struct split_rig {
-    aik_device_inventory inv;
-    aik_placer *placer;
-    aik_placement *plan;
-    aik_split_device dev[AIK_INV_MAX_DEVICES];
-    aik_threadpool *pool;
-    aik_split_exec *sx;
-    seg_times times;
-} split_rig;
 
 /* What runs the model: a CPU session, a Vulkan executor or a split plan. */
 typedef struct runner {
@@ -167,121 +161,19 @@ static int measure(runner *rn, const int32_t *toks, uint32_t n, bool batch, doub
 static void usage(FILE *f)
 {
     fprintf(f, "usage: aikctl bench PKG [-p N] [-n N] [-r N] [-t N] [--isa scalar|avx2|avx512] [--device cpu|vulkan[N]] [--json]\n"
-               "                        [--override SPEC [--devices FILE.yaml]]\n"
+               "                        [--override SPEC [--devices FILE.yaml] [--plugin-dir DIR [--trust DIR] [--developer]]]\n"
                "  -p N  prompt tokens for ppN (default 512, 0 = skip)\n"
                "  -n N  generated tokens for tgN (default 128, 0 = skip)\n"
                "  -r N  repetitions (default 5)\n"
                "  -t N  threads (default: all cores)\n"
                "  --override SPEC  split plan: layers=0-2:vulkan0,output:cpu0 | gpu-layers=N (docs/placement.md)\n"
-               "  --devices FILE   inventory for --override (default: this host's cpu0 and vulkanN)\n");
-}
-
-/* This host as an inventory: cpu0 and every Vulkan device (vulkanN). The
- * CPU backend has no benchmark, so its throughput is a placeholder (50
- * GFLOP/s, 20 GB/s); Vulkan devices are benchmarked when opened. With an
- * override that pins every unit these figures do not matter. */
-static void host_inventory(aik_device_inventory *inv)
-{
-    aik_device_list l;
-
-    memset(inv, 0, sizeof(*inv));
-    snprintf(inv->name, sizeof(inv->name), "this-host");
-    inv->default_gbps = 8;
-    inv->default_latency_us = 20;
-    /* accel nodes have no backend yet: do not scan for them */
-    aik_devices_discover("/nonexistent", 0, &l);
-    for (uint32_t i = 0; i < l.n && inv->n_devices < AIK_INV_MAX_DEVICES; i++) {
-        aik_inv_device *d = &inv->dev[inv->n_devices];
-        if (l.dev[i].source == AIK_DEVICE_SRC_CPU) {
-            snprintf(d->id, sizeof(d->id), "cpu0");
-            d->backend_bit = AIK_BACKEND_BIT_CPU;
-            d->launch_us = 2;
-        } else if (l.dev[i].source == AIK_DEVICE_SRC_VULKAN) {
-            snprintf(d->id, sizeof(d->id), "vulkan%u", l.dev[i].index);
-            d->backend_bit = AIK_BACKEND_BIT_VULKAN;
-            d->launch_us = 50;
-        } else {
-            continue;
-        }
-        d->info = l.dev[i].info;
-        d->info.declared_gflops = 50;
-        d->info.declared_gbps = 20;
-        inv->n_devices++;
-    }
-}
-
-/* Open a backend for every device of the inventory (CPU: over one shared
- * pool; Vulkan: the index in the id, "vulkan1" -> 1). NPU devices stay
- * closed: a plan that uses them is refused by aik_split_exec_new. */
-static int split_open(split_rig *sr, const aik_model *m, const char *devices, const char *override, uint32_t threads,
-                      uint32_t max_batch, uint32_t ctx, aik_error *err)
-{
-    aik_placement_options po = { .ctx_len = ctx };
-    int r;
-
-    if (devices) {
-        if ((r = aik_device_inventory_load(devices, &sr->inv, err)) < 0)
-            return r;
-    } else {
-        host_inventory(&sr->inv);
-    }
-    if ((r = aik_threadpool_new((int)threads, &sr->pool)) < 0)
-        return aik_fail(err, r, "bench", "cannot start the thread pool");
-    for (uint32_t d = 0; d < sr->inv.n_devices; d++) {
-        aik_inv_device *id = &sr->inv.dev[d];
-        if (id->backend_bit == AIK_BACKEND_BIT_CPU) {
-            if ((r = aik_cpu_backend_open_pool(sr->pool, &sr->dev[d].backend, err)) < 0)
-                return r;
-            sr->dev[d].ops = aik_cpu_backend_ops();
-        } else if (id->backend_bit == AIK_BACKEND_BIT_VULKAN) {
-#ifdef AIK_HAVE_VULKAN
-            const char *digits = id->id + strcspn(id->id, "0123456789");
-            const aik_backend_ops *o = aik_vk_backend_ops();
-            if ((r = o->open((uint32_t)strtoul(digits, NULL, 10), &sr->dev[d].backend, err)) < 0) {
-                aik_error_prefix(err, id->id);
-                return r;
-            }
-            sr->dev[d].ops = o;
-            if (!devices && o->benchmark(sr->dev[d].backend, err) == 0) {
-                aik_backend_info bi = { .struct_size = sizeof(bi) };
-                o->get_info(sr->dev[d].backend, &bi);
-                if (bi.measured_gflops > 0 && bi.measured_gbps > 0) {
-                    id->info.declared_gflops = bi.measured_gflops;
-                    id->info.declared_gbps = bi.measured_gbps;
-                }
-            }
-#endif
-        }
-    }
-    if ((r = aik_placer_new(m->graph, &sr->inv, &po, &sr->placer, err)) < 0 ||
-        (r = aik_placer_plan(sr->placer, override, &sr->plan, err)) < 0)
-        return r;
-    sr->times.plan = sr->plan;
-    aik_split_config cfg = {
-        .max_batch = max_batch,
-        .ctx_len = ctx,
-        .placer = sr->placer,
-        .override = override,
-        .inventory = &sr->inv,
-        .record = seg_record,
-        .record_user = &sr->times,
-    };
-    return aik_split_exec_new(m->graph, sr->plan, sr->dev, sr->inv.n_devices, &cfg, &sr->sx, err);
-}
-
-static void split_close(split_rig *sr)
-{
-    aik_split_exec_free(sr->sx);
-    for (uint32_t d = 0; d < sr->inv.n_devices; d++)
-        if (sr->dev[d].ops)
-            sr->dev[d].ops->close(sr->dev[d].backend);
-    aik_threadpool_free(sr->pool);
-    aik_placement_free(sr->plan);
-    aik_placer_free(sr->placer);
+               "  --devices FILE   inventory for --override (default: this host's cpu0, vulkanN, pluginN)\n"
+               "  --plugin-dir DIR backend plug-ins for --override (devices plugin0..; see aikctl devices)\n"
+               "  --trust DIR      trust store the plug-ins are verified against; --developer: accept unsigned\n");
 }
 
 /* The plan in force and the mean measured time per segment per run. */
-static void split_print(const split_rig *sr, FILE *f)
+static void split_print(const aik_split_rig *sr, const seg_times *times, FILE *f)
 {
     const aik_placement *pl = aik_split_exec_plan(sr->sx);
     const aik_error *fb = aik_split_exec_fallback(sr->sx);
@@ -292,9 +184,9 @@ static void split_print(const split_rig *sr, FILE *f)
         fprintf(f, "  %-10s %s", sr->inv.dev[s->device].id, aik_placer_unit(sr->placer, s->first_unit)->name);
         if (s->end_unit - s->first_unit > 1)
             fprintf(f, " .. %s", aik_placer_unit(sr->placer, s->end_unit - 1)->name);
-        if (!fb && k < AIK_PLACEMENT_MAX_UNITS && sr->times.runs[k])
-            fprintf(f, "   %.3f ms per run (mean of %llu pp and tg runs)", sr->times.ms[k] / (double)sr->times.runs[k],
-                    (unsigned long long)sr->times.runs[k]);
+        if (!fb && k < AIK_PLACEMENT_MAX_UNITS && times->runs[k])
+            fprintf(f, "   %.3f ms per run (mean of %llu pp and tg runs)", times->ms[k] / (double)times->runs[k],
+                    (unsigned long long)times->runs[k]);
         fputc('\n', f);
     }
     if (fb)
@@ -303,17 +195,22 @@ static void split_print(const split_rig *sr, FILE *f)
 
 int aikctl_cmd_bench(int argc, char **argv)
 {
-    enum { O_JSON = 256, O_ISA, O_DEVICE, O_OVERRIDE, O_DEVICES };
+    enum { O_JSON = 256, O_ISA, O_DEVICE, O_OVERRIDE, O_DEVICES, O_PLUGIN_DIR, O_TRUST, O_DEVELOPER };
     static const struct option opts[] = {
         { "json", no_argument, 0, O_JSON }, { "isa", required_argument, 0, O_ISA },
         { "device", required_argument, 0, O_DEVICE }, { "help", no_argument, 0, 'h' },
         { "override", required_argument, 0, O_OVERRIDE }, { "devices", required_argument, 0, O_DEVICES },
+        { "plugin-dir", required_argument, 0, O_PLUGIN_DIR }, { "trust", required_argument, 0, O_TRUST },
+        { "developer", no_argument, 0, O_DEVELOPER },
         { 0, 0, 0, 0 },
     };
     uint32_t n_pp = 512, n_tg = 128, reps = 5, threads = 0;
     bool json = false;
-    const char *device = "cpu", *override = NULL, *devices = NULL;
-    split_rig *sr = NULL;
+    const char *device = "cpu", *override = NULL, *devices = NULL, *plugin_dir = NULL;
+    const char *trust = getenv("AIK_TRUST_STORE");
+    bool developer = false;
+    aik_split_rig *sr = NULL;
+    seg_times times = { 0 };
     aik_model *m = NULL;
     aik_session *s = NULL;
     runner rn = { 0 };
@@ -348,11 +245,14 @@ int aikctl_cmd_bench(int argc, char **argv)
             break;
         case O_OVERRIDE: override = optarg; break;
         case O_DEVICES: devices = optarg; break;
+        case O_PLUGIN_DIR: plugin_dir = optarg; break;
+        case O_TRUST: trust = optarg; break;
+        case O_DEVELOPER: developer = true; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
-    if (optind + 1 != argc || reps == 0 || (n_pp == 0 && n_tg == 0) || (devices && !override)) {
+    if (optind + 1 != argc || reps == 0 || (n_pp == 0 && n_tg == 0) || ((devices || plugin_dir) && !override)) {
         usage(stderr);
         return 2;
     }
@@ -367,11 +267,24 @@ int aikctl_cmd_bench(int argc, char **argv)
     }
     aik_session_config sc = { .n_threads = threads, .ctx_len = need, .batch = n_pp ? n_pp : 1 };
     if (override) {
-        if (!(sr = calloc(1, sizeof(*sr))) ||
-            split_open(sr, m, devices, override, threads, sc.batch, need, &err) < 0) {
-            aikctl_print_error(sr ? "split" : "bench", &err);
+        aik_split_rig_config rig_cfg = {
+            .override = override,
+            .devices = devices,
+            .plugin_dir = plugin_dir,
+            .trust_dir = trust && trust[0] ? trust : AIK_DEFAULT_TRUST_STORE,
+            .load_flags = developer ? AIK_LOAD_DEVELOPER : 0,
+            .n_threads = threads,
+            .max_batch = sc.batch,
+            .ctx_len = need,
+            .benchmark = true,
+            .record = seg_record,
+            .record_user = &times,
+        };
+        if (aik_split_rig_open(m->graph, &rig_cfg, &sr, &err) < 0) {
+            aikctl_print_error("split", &err);
             goto out;
         }
+        times.plan = sr->plan;
         rn.sx = sr->sx;
         device = "split";
     } else if (strncmp(device, "vulkan", 6) == 0) {
@@ -450,15 +363,13 @@ int aikctl_cmd_bench(int argc, char **argv)
         printf("peak RSS: %.1f MiB  (%u repetitions)\n", (double)ru.ru_maxrss / 1024.0, reps);
     }
     if (sr)
-        split_print(sr, json ? stderr : stdout);
+        split_print(sr, &times, json ? stderr : stdout);
     rc = 0;
 out:
     free(toks);
     free(pp);
     free(tg);
-    if (sr)
-        split_close(sr);
-    free(sr);
+    aik_split_rig_free(sr);
 #ifdef AIK_HAVE_VULKAN
     aik_vk_exec_free(rn.vx);
     aik_vk_close(rn.vk);

@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* aikctl run INTENT INPUT: resolve, verify, load, generate — the main job. */
+/* aikctl run INTENT INPUT: resolve, verify, load, generate — the main job.
+ * --placement SPEC serves it through a placement plan across devices
+ * (aik_kernel_config.placement); a device fallback is printed as a warning
+ * on stderr even with --quiet, since it changes where the answer came from. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,13 +20,15 @@ static int stream(void *user, const char *text, size_t len)
 
 int aikctl_cmd_run(int argc, char **argv)
 {
-    enum { O_STORE = 256, O_TRUST, O_DEV, O_STREAM, O_QUIET, O_REPLAY };
+    enum { O_STORE = 256, O_TRUST, O_DEV, O_STREAM, O_QUIET, O_REPLAY, O_PLACEMENT, O_DEVICES, O_PLUGIN_DIR };
     static const struct option opts[] = {
         { "store", required_argument, 0, O_STORE }, { "trust", required_argument, 0, O_TRUST },
         { "developer", no_argument, 0, O_DEV },     { "stream", no_argument, 0, O_STREAM },
         { "quiet", no_argument, 0, O_QUIET },       { "max-tokens", required_argument, 0, 'n' },
         { "temp", required_argument, 0, 'T' },      { "seed", required_argument, 0, 's' },
         { "memory", required_argument, 0, 'm' },    { "replay-log", required_argument, 0, O_REPLAY },
+        { "placement", required_argument, 0, O_PLACEMENT }, { "devices", required_argument, 0, O_DEVICES },
+        { "plugin-dir", required_argument, 0, O_PLUGIN_DIR },
         { "help", no_argument, 0, 'h' },
         { 0, 0, 0, 0 },
     };
@@ -44,6 +49,9 @@ int aikctl_cmd_run(int argc, char **argv)
         case O_STREAM: so.on_text = stream; break;
         case O_QUIET: quiet = true; break;
         case O_REPLAY: kc.replay_log = optarg; break;
+        case O_PLACEMENT: kc.placement = optarg; break;
+        case O_DEVICES: kc.devices = optarg; break;
+        case O_PLUGIN_DIR: kc.plugin_dir = optarg; break;
         case 'n': so.max_tokens = (uint32_t)strtoul(optarg, NULL, 10); break;
         case 'T': so.temperature = strtof(optarg, NULL); break;
         case 's': so.seed = strtoull(optarg, NULL, 10); break;
@@ -52,13 +60,17 @@ int aikctl_cmd_run(int argc, char **argv)
             printf("usage: aikctl run INTENT INPUT [--store DIR] [--trust DIR] [--developer] [--stream]\n"
                    "                  [-n MAX_TOKENS] [--temp T] [--seed S] [--memory BYTES] [--quiet]\n"
                    "                  [--replay-log FILE]  (opt-in record of the request, checksummed, 0600)\n"
+                   "                  [--placement SPEC [--devices FILE.yaml] [--plugin-dir DIR]]\n"
+                   "  --placement SPEC  run on a placement plan: gpu-layers=N | layers=0-1:vulkan0,output:cpu0 |\n"
+                   "                    layers=0-1:plugin0 (docs/placement.md); devices: this host's cpu0, vulkanN\n"
+                   "                    and the pluginN devices of --plugin-dir (verified against --trust)\n"
                    "  INTENT: a capability id (lexicon.define, lexicon.define@^1.0) or free text\n"
                    "  stores default to $AIK_MODULE_STORE / $AIK_TRUST_STORE, else the build's\n");
             return 0;
         default: return 2;
         }
     }
-    if (optind + 2 != argc) {
+    if (optind + 2 != argc || ((kc.devices || kc.plugin_dir) && !kc.placement)) {
         fprintf(stderr, "usage: aikctl run INTENT INPUT [options]  (--help)\n");
         return 2;
     }
@@ -73,11 +85,16 @@ int aikctl_cmd_run(int argc, char **argv)
     if (so.on_text)
         fputc('\n', stderr);
     puts(res->text);
+    if (res->warning[0])
+        fprintf(stderr, "warning: %s\n", res->warning);
     if (!quiet) {
         fprintf(stderr, "capability: %s (match %.2f) | stop: %s | resolve %.1f ms, load %.1f ms, prompt %.1f ms, "
                         "generate %.1f ms (%zu tokens)\n",
                 res->capability, res->match_score, res->stop_reason, res->resolve_ms, res->load_ms, res->prompt_ms,
                 res->generate_ms, res->n_tokens);
+        if (kc.placement)
+            fprintf(stderr, "placement: %s%s\n", kc.placement[0] ? kc.placement : "(planner's choice)",
+                    res->adapter_digest[0] ? " (not used: adapter requests run on the CPU executor)" : "");
         for (uint32_t i = 0; i < res->n_modules; i++)
             fprintf(stderr, "served by %s %s  sha256:%s\n", res->modules[i].name, res->modules[i].version,
                     res->modules[i].digest);
