@@ -277,8 +277,8 @@ struct matmul_job {
 static void matmul_prepare_task(void *ctxp, int task, int thread)
 {
     struct matmul_job *j = ctxp;
-    const size_t xrow = aik_matmul_scratch_size(j->wt, j->K, 1);
-    aik_quantize_row_q8_0(j->X + (int64_t)task * j->K, (char *)j->scratch + (size_t)task * xrow, j->K);
+    (void)thread;
+    aik_matmul_prepare_row(j->wt, j->X, j->K, task, j->scratch);
 }
 
 static void matmul_rows_task(void *ctxp, int task, int thread)

@@ -28,10 +28,46 @@ typedef void (*aik_dot4x2_fn)(const void *w, size_t stride, const void *x0,
                               const void *x1, int64_t n, float out0[4],
                               float out1[4]);
 
+/* One 32-value block of an activation row prepared for the integer matmul
+ * kernels below (aik_matmul_prepare writes them when the active table has
+ * those kernels). The weights enter vpdpbusd as unsigned bytes u (q8_0:
+ * w + 128; q4_0: the low nibbles in bytes 0..15 and the high nibbles left
+ * in place, 16 q, in bytes 16..31), so the int32 lane l of dpbusd(u, qs)
+ * sums 4 products u * x. The true block sum is then
+ *   sum_l (lane_l * dv[l] - cv[l]),
+ *   q8_0: dv = d_x,                        cv[l] = 128 d_x S_l
+ *   q4_0: dv = d_x (l < 4), d_x / 16 (l >= 4), cv[l] = 8 d_x S_l
+ * with S_l the sum of x's 4 int8 values of lane l. dv and cv depend only
+ * on x, so they are computed once per matmul instead of once per weight
+ * row. */
+typedef struct aik_xblock {
+    int8_t qs[32];
+    float dv[8];
+    float cv[8];
+} aik_xblock;
+_Static_assert(sizeof(aik_xblock) == 96, "aik_xblock must be 96 bytes");
+
+/* The integer matmul kernels (optional members of the table below): 1, 4
+ * and 4 x 2 rows, as aik_dot_fn / aik_dot4_fn / aik_dot4x2_fn but with x as
+ * n / 32 prepared blocks. The three must give bitwise equal results for a
+ * row (the same operations in the same order). */
+typedef float (*aik_qdot_fn)(const void *w, const aik_xblock *x, int64_t n);
+typedef void (*aik_qdot4_fn)(const void *w, size_t stride, const aik_xblock *x,
+                             int64_t n, float out[4]);
+typedef void (*aik_qdot4x2_fn)(const void *w, size_t stride, const aik_xblock *x0,
+                               const aik_xblock *x1, int64_t n, float out0[4],
+                               float out1[4]);
+
 typedef struct aik_cpu_ops {
     aik_dot_fn dot[AIK_DTYPE_COUNT];   /* w of dtype t, x f32 or q8_0 */
     aik_dot4_fn dot4[AIK_DTYPE_COUNT];
     aik_dot4x2_fn dot4x2[AIK_DTYPE_COUNT]; /* optional (NULL: use dot4) */
+    /* optional, q8_0 / q4_0 only: when qdot4[t] is set, matmuls with
+     * weights of type t prepare x as aik_xblock rows and use qdot* (all
+     * three set) instead of dot* */
+    aik_qdot_fn qdot[AIK_DTYPE_COUNT];
+    aik_qdot4_fn qdot4[AIK_DTYPE_COUNT];
+    aik_qdot4x2_fn qdot4x2[AIK_DTYPE_COUNT];
     void (*quantize_q8_0)(const float *x, void *blocks, int64_t n);
     void (*fp16_to_f32)(const uint16_t *src, float *dst, int64_t n);
     void (*f32_to_fp16)(const float *src, uint16_t *dst, int64_t n);
@@ -58,6 +94,13 @@ extern const aik_cpu_ops aik_cpu_ops_avx512;
 /* Same as aik_cpu_ops_avx512 but with AVX-512 VNNI integer dot products;
  * chosen inside the AVX512 level when the CPU has avx512vnni. */
 extern const aik_cpu_ops aik_cpu_ops_avx512vnni;
+
+/* fp16 bits -> f32 for every value, so a kernel turns a weight block's
+ * scale into a broadcast operand with two loads and no vector ALU work.
+ * Filled by aik_cpu_fp16_table_init() (idempotent, thread-safe), which
+ * aik_matmul_prepare calls before any qdot kernel runs. */
+extern float aik_cpu_fp16_table[65536];
+void aik_cpu_fp16_table_init(void);
 
 /* Table of the active level. */
 const aik_cpu_ops *aik_cpu_ops_active(void);

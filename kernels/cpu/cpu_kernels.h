@@ -121,7 +121,9 @@ float aik_vec_dot_q4_0_q8_0(const void *w, const void *x, int64_t n);
  *   X: N x K f32 activations, Y: N x M f32.
  * Split in two steps so the caller can thread the second one:
  *   1. aik_matmul_prepare quantizes X once into scratch (q8_0 for q8_0 and
- *      q4_0 weights; nothing for float weights, scratch may then be NULL);
+ *      q4_0 weights, plus per-block scales and offsets where the level has
+ *      the VNNI kernels; nothing for float weights, scratch may then be
+ *      NULL);
  *   2. aik_matmul_rows computes the output columns m in [m_begin, m_end) for
  *      all N rows; disjoint ranges may run concurrently on the same scratch.
  * N > 1 (prompt processing) is tiled so each weight tile is read once per
@@ -134,13 +136,19 @@ float aik_vec_dot_q4_0_q8_0(const void *w, const void *x, int64_t n);
  */
 
 /* Bytes of scratch needed for (wt, K, N): 0 for float weights, else
- * N * K/32 * 34. Returns SIZE_MAX if the size overflows. */
+ * N * K/32 * 96 (the layout depends on the ISA level: q8_0 blocks, or the
+ * blocks the VNNI kernels read). Returns SIZE_MAX if the size overflows. */
 size_t aik_matmul_scratch_size(aik_dtype wt, int64_t K, int64_t N);
 
 /* Step 1 (see above). scratch must hold aik_matmul_scratch_size() bytes and
- * be suitably aligned for uint16_t (any malloc'd buffer is). */
+ * be suitably aligned for float (any malloc'd buffer is). */
 void aik_matmul_prepare(aik_dtype wt, const float *X, int64_t K, int64_t N,
                         void *scratch);
+
+/* Step 1 for activation row n only (0 <= n < N), so the rows can be
+ * prepared in parallel; scratch as for aik_matmul_prepare. */
+void aik_matmul_prepare_row(aik_dtype wt, const float *X, int64_t K, int64_t n,
+                            void *scratch);
 
 /* Step 2 (see above). 0 <= m_begin <= m_end <= M. */
 void aik_matmul_rows(aik_dtype wt, const void *W, const float *X,

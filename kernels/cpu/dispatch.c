@@ -9,6 +9,7 @@
  */
 #include <assert.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -214,28 +215,139 @@ static bool is_quantized(aik_dtype t)
     return t == AIK_DTYPE_Q8_0 || t == AIK_DTYPE_Q4_0;
 }
 
+float aik_cpu_fp16_table[65536];
+static pthread_once_t fp16_table_once = PTHREAD_ONCE_INIT;
+
+static void fp16_table_fill(void)
+{
+    for (uint32_t h = 0; h < 65536; h++)
+        aik_cpu_fp16_table[h] = aik_fp16_to_f32((uint16_t)h);
+}
+
+void aik_cpu_fp16_table_init(void)
+{
+    pthread_once(&fp16_table_once, fp16_table_fill);
+}
+
+/* Whether matmuls with weights of type wt use the integer kernels (and the
+ * aik_xblock layout of scratch) at the active level. */
+static bool uses_qdot(const aik_cpu_ops *ops, aik_dtype wt)
+{
+    return is_quantized(wt) && ops->qdot4[wt] != NULL;
+}
+
+/* Scratch holds per activation row either K/32 q8_0 blocks or K/32
+ * aik_xblocks, depending on the level; the size is that of the larger so
+ * callers need not know which. */
 size_t aik_matmul_scratch_size(aik_dtype wt, int64_t K, int64_t N)
 {
     if (!is_quantized(wt))
         return 0;
     if (K < 0 || N < 0)
         return SIZE_MAX;
-    size_t row = aik_cpu_row_bytes(AIK_DTYPE_Q8_0, K), total;
-    if (__builtin_mul_overflow(row, (size_t)N, &total))
+    size_t row, total;
+    if (__builtin_mul_overflow((size_t)(K / AIK_QK8_0), sizeof(aik_xblock), &row) ||
+        __builtin_mul_overflow(row, (size_t)N, &total))
         return SIZE_MAX;
     return total;
 }
 
-void aik_matmul_prepare(aik_dtype wt, const float *X, int64_t K, int64_t N,
-                        void *scratch)
+/* One row of x as aik_xblocks: quantized exactly as the reference does
+ * (same q8_0 blocks), then the per-lane scales and offsets of the weight
+ * type (see aik_xblock). */
+static void prepare_xblocks(const aik_cpu_ops *ops, aik_dtype wt, const float *x,
+                            aik_xblock *xb, int64_t K)
+{
+    const int32_t bias = wt == AIK_DTYPE_Q8_0 ? 128 : 8;
+    for (int64_t i = 0; i < K / AIK_QK8_0; i++) {
+        aik_block_q8_0 q;
+        ops->quantize_q8_0(x + i * AIK_QK8_0, &q, AIK_QK8_0);
+        const float d = aik_fp16_to_f32(q.d);
+        memcpy(xb[i].qs, q.qs, sizeof(q.qs));
+        for (int l = 0; l < 8; l++) {
+            const int32_t s = q.qs[4 * l] + q.qs[4 * l + 1] + q.qs[4 * l + 2] + q.qs[4 * l + 3];
+            /* the high q4_0 nibbles enter as 16 q: dividing d by 16 is exact */
+            xb[i].dv[l] = wt == AIK_DTYPE_Q4_0 && l >= 4 ? d / 16.0f : d;
+            xb[i].cv[l] = d * (float)(bias * s);
+        }
+    }
+}
+
+void aik_matmul_prepare_row(aik_dtype wt, const float *X, int64_t K, int64_t n,
+                            void *scratch)
 {
     if (!is_quantized(wt))
         return;
     assert(K % AIK_QK8_0 == 0);
     const aik_cpu_ops *ops = aik_cpu_ops_active();
-    const size_t xrow = aik_cpu_row_bytes(AIK_DTYPE_Q8_0, K);
-    for (int64_t n = 0; n < N; n++)
+    if (uses_qdot(ops, wt)) {
+        aik_cpu_fp16_table_init();
+        prepare_xblocks(ops, wt, X + n * K, (aik_xblock *)scratch + n * (K / AIK_QK8_0), K);
+    } else {
+        const size_t xrow = aik_cpu_row_bytes(AIK_DTYPE_Q8_0, K);
         ops->quantize_q8_0(X + n * K, (char *)scratch + (size_t)n * xrow, K);
+    }
+}
+
+void aik_matmul_prepare(aik_dtype wt, const float *X, int64_t K, int64_t N,
+                        void *scratch)
+{
+    for (int64_t n = 0; n < N; n++)
+        aik_matmul_prepare_row(wt, X, K, n, scratch);
+}
+
+/* The rows of a matmul whose weights go through the integer kernels: the
+ * same tiling as below, with aik_xblock activations. */
+static void matmul_rows_q(const aik_cpu_ops *ops, aik_dtype wt, const void *W,
+                          const aik_xblock *xs, float *Y, int64_t M, int64_t K,
+                          int64_t N, int64_t m_begin, int64_t m_end)
+{
+    const aik_qdot4_fn dot4 = ops->qdot4[wt];
+    const aik_qdot_fn dot = ops->qdot[wt];
+    const aik_qdot4x2_fn dot4x2 = ops->qdot4x2[wt];
+    const size_t wrow = aik_cpu_row_bytes(wt, K);
+    const int64_t nb = K / AIK_QK8_0;
+    const char *w = W;
+
+    int64_t tile = m_end - m_begin;
+    if (N > 1) {
+        tile = (int64_t)(24576 / wrow) & ~(int64_t)3;
+        tile = tile < 4 ? 4 : tile > 64 ? 64 : tile;
+    }
+    for (int64_t m0 = m_begin; m0 < m_end; m0 += tile) {
+        const int64_t m1 = m0 + tile < m_end ? m0 + tile : m_end;
+        int64_t n = 0;
+        for (; n + 2 <= N; n += 2) {
+            const aik_xblock *x0 = xs + n * nb, *x1 = x0 + nb;
+            float *y0 = Y + n * M, *y1 = y0 + M;
+            int64_t m = m0;
+            for (; m + 4 <= m1; m += 4)
+                dot4x2(w + (size_t)m * wrow, wrow, x0, x1, K, y0 + m, y1 + m);
+            for (; m < m1; m++) {
+                y0[m] = dot(w + (size_t)m * wrow, x0, K);
+                y1[m] = dot(w + (size_t)m * wrow, x1, K);
+            }
+        }
+        for (; n < N; n++) {
+            const aik_xblock *x = xs + n * nb;
+            float *y = Y + n * M;
+            int64_t m = m0;
+            /* decode: the group PF_GROUPS ahead, as below (without it
+             * these kernels run at half speed from L3 or memory; a
+             * prefetch inside the kernel, per row, was slower) */
+            const size_t pf_bytes = N == 1 ? 4 * wrow : 0;
+            for (; m + 4 <= m1; m += 4) {
+                if (pf_bytes && m + 4 * (PF_GROUPS + 1) <= m_end) {
+                    const char *pf = w + (size_t)(m + 4 * PF_GROUPS) * wrow;
+                    for (size_t off = 0; off < pf_bytes; off += 64)
+                        __builtin_prefetch(pf + off, 0, 3);
+                }
+                dot4(w + (size_t)m * wrow, wrow, x, K, y + m);
+            }
+            for (; m < m1; m++)
+                y[m] = dot(w + (size_t)m * wrow, x, K);
+        }
+    }
 }
 
 void aik_matmul_rows(aik_dtype wt, const void *W, const float *X,
@@ -245,6 +357,11 @@ void aik_matmul_rows(aik_dtype wt, const void *W, const float *X,
     assert(0 <= m_begin && m_begin <= m_end && m_end <= M);
     assert(!is_quantized(wt) || K % AIK_QK8_0 == 0);
     const aik_cpu_ops *ops = aik_cpu_ops_active();
+    if (uses_qdot(ops, wt)) {
+        aik_cpu_fp16_table_init(); /* done by prepare; a no-op check here */
+        matmul_rows_q(ops, wt, W, scratch, Y, M, K, N, m_begin, m_end);
+        return;
+    }
     const aik_dot4_fn dot4 = ops->dot4[wt];
     const aik_dot_fn dot = ops->dot[wt];
     const aik_dot4x2_fn dot4x2 = ops->dot4x2[wt];

@@ -462,7 +462,8 @@ START_TEST(test_matmul_vs_reference)
     static const int64_t Ns[] = { 1, 3, 9 };
     enum { MAXM = 67, MAXK = 576, MAXN = 9 };
     static float wf[MAXM * MAXK], X[MAXN * MAXK], Y[MAXN * MAXM], Yref[MAXN * MAXM];
-    static unsigned char W[MAXM * MAXK * 4], scratch[MAXN * MAXK / 32 * 34], xq[MAXK / 32 * 34];
+    static unsigned char W[MAXM * MAXK * 4], xq[MAXK / 32 * 34];
+    static _Alignas(64) unsigned char scratch[MAXN * MAXK / 32 * 96];
     fill(wf, MAXM * MAXK, 1.0f);
     fill(X, MAXN * MAXK, 1.0f);
 
@@ -494,7 +495,8 @@ START_TEST(test_matmul_rows_range)
 {
     enum { M = 37, K = 64, N = 3 };
     static float wf[M * K], X[N * K], Y[N * M], Yall[N * M];
-    static unsigned char W[M * K * 4], scratch[N * K / 32 * 34];
+    static unsigned char W[M * K * 4];
+    static _Alignas(64) unsigned char scratch[N * K / 32 * 96];
     fill(wf, M * K, 1.0f);
     fill(X, N * K, 1.0f);
     FOR_EACH_ISA(isa) {
@@ -522,7 +524,8 @@ START_TEST(test_matmul_batch_invariant)
 {
     enum { M = 45, K = 160, N = 7 };
     static float wf[M * K], X[N * K], Y[N * M], y1[M];
-    static unsigned char W[M * K * 4], scratch[N * K / 32 * 34];
+    static unsigned char W[M * K * 4];
+    static _Alignas(64) unsigned char scratch[N * K / 32 * 96];
     fill(wf, M * K, 1.0f);
     fill(X, N * K, 1.0f);
     FOR_EACH_ISA(isa) {
@@ -539,12 +542,49 @@ START_TEST(test_matmul_batch_invariant)
 }
 END_TEST
 
+/* The integer (VNNI) kernels make weights unsigned (q8_0: w + 128) and
+ * take the offset back out in float per lane: weights at the ends of their
+ * range (q8_0 -128 and 127, q4_0 nibbles 0 and 15) and activations at full
+ * scale must still match the reference. M = 6 exercises the 4-row kernel
+ * and the single-row tail, N = 3 the paired and unpaired activation rows;
+ * 5 blocks an odd block count. */
+START_TEST(test_matmul_extreme_blocks)
+{
+    enum { M = 6, K = 160, N = 3, NB = K / 32 };
+    static aik_block_q8_0 w8[M * NB];
+    static aik_block_q4_0 w4[M * NB];
+    static float X[N * K], Y[N * M], Yref[N * M];
+    static _Alignas(64) unsigned char scratch[N * NB * 96];
+    static unsigned char xq[NB * 34];
+    for (int i = 0; i < M * NB; i++) {
+        w8[i].d = aik_f32_to_fp16(i % 3 == 0 ? 0.5f : 1e-3f * (float)(i + 1));
+        w4[i].d = w8[i].d;
+        for (int j = 0; j < 32; j++)
+            w8[i].qs[j] = (int8_t)((i + j) % 3 == 0 ? -128 : (i + j) % 3 == 1 ? 127 : (j * 37) % 256 - 128);
+        for (int j = 0; j < 16; j++)
+            w4[i].qs[j] = (uint8_t)((i + j) % 2 ? 0x0f : j % 4 == 0 ? 0xf0 : (j * 29) & 0xff);
+    }
+    for (int i = 0; i < N * K; i++)
+        X[i] = i % 5 == 0 ? 100.0f : i % 5 == 1 ? -100.0f : rnd_f() * 100.0f;
+    FOR_EACH_ISA(isa) {
+        for (int q = 0; q < 2; q++) {
+            const aik_dtype t = q ? AIK_DTYPE_Q4_0 : AIK_DTYPE_Q8_0;
+            const void *W = q ? (const void *)w4 : (const void *)w8;
+            aik_ref_matmul(t, W, X, xq, Yref, M, K, N);
+            aik_matmul(t, W, X, scratch, Y, M, K, N);
+            const double e = nmse(Y, Yref, M * N);
+            ck_assert_msg(e <= NMSE_F32, "%s %s nmse %g", aik_cpu_isa_name(isa), aik_dtype_name(t), e);
+        }
+    }
+}
+END_TEST
+
 START_TEST(test_matmul_scratch_size)
 {
     ck_assert_uint_eq(aik_matmul_scratch_size(AIK_DTYPE_F32, 576, 9), 0);
     ck_assert_uint_eq(aik_matmul_scratch_size(AIK_DTYPE_BF16, 576, 9), 0);
-    ck_assert_uint_eq(aik_matmul_scratch_size(AIK_DTYPE_Q8_0, 576, 9), 9 * 18 * 34);
-    ck_assert_uint_eq(aik_matmul_scratch_size(AIK_DTYPE_Q4_0, 64, 1), 68);
+    ck_assert_uint_eq(aik_matmul_scratch_size(AIK_DTYPE_Q8_0, 576, 9), 9 * 18 * 96);
+    ck_assert_uint_eq(aik_matmul_scratch_size(AIK_DTYPE_Q4_0, 64, 1), 2 * 96);
     ck_assert_uint_eq(aik_matmul_scratch_size(AIK_DTYPE_Q4_0, INT64_MAX / 2 / 32 * 32, INT64_MAX / 2),
                       SIZE_MAX);
     ck_assert_uint_eq(aik_matmul_scratch_size(AIK_DTYPE_Q4_0, -32, 1), SIZE_MAX);
@@ -560,7 +600,8 @@ START_TEST(test_matmul_threaded)
     enum { MAXM = 301, K = 128, MAXN = 260 };
     static const int64_t shapes[][2] = { { 301, 1 }, { 301, 5 }, { 37, 260 } };
     static float wf[MAXM * K], X[MAXN * K], Y1[MAXN * MAXM], Y2[MAXN * MAXM];
-    static unsigned char W[MAXM * K * 4], scratch[MAXN * K / 32 * 34];
+    static unsigned char W[MAXM * K * 4];
+    static _Alignas(64) unsigned char scratch[MAXN * K / 32 * 96];
     aik_threadpool *pool = NULL;
     ck_assert_int_eq(aik_threadpool_new(3, &pool), 0);
     fill(wf, MAXM * K, 1.0f);
@@ -763,6 +804,7 @@ static Suite *kernels_suite(void)
     tcase_add_test(tc, test_matmul_vs_reference);
     tcase_add_test(tc, test_matmul_rows_range);
     tcase_add_test(tc, test_matmul_batch_invariant);
+    tcase_add_test(tc, test_matmul_extreme_blocks);
     tcase_add_test(tc, test_matmul_scratch_size);
     tcase_add_test(tc, test_matmul_threaded);
     tcase_add_test(tc, test_elementwise);
