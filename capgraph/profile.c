@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Semantic-profile parser. Two stages, so that each check is in one place:
- *  1. libyaml events -> a small tree (ynode) with positions. Here the
- *     structural limits are enforced (depth, sequence length, keys per
- *     mapping, string length, node count), duplicate keys are detected
- *     (libyaml accepts them silently) and anchors, aliases and tags are
- *     refused (aliases make "billion laughs" documents; we need none).
+ *  1. libyaml events -> a small tree (aik_ynode) with positions, built by
+ *     common/strict_yaml.c under the AIK_PROFILE_MAX_* limits: depth,
+ *     sequence length, keys per mapping, string length and node count are
+ *     capped, duplicate keys are detected (libyaml accepts them silently)
+ *     and anchors, aliases and tags are refused (aliases make "billion
+ *     laughs" documents; we need none).
  *  2. A schema walk driven by tables of { key, node type, handler, offset }
  *     (Netplan style) that decodes into aik_profile. Unknown keys, wrong
  *     types and missing required keys are errors here.
@@ -15,361 +16,64 @@
 
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <yaml.h>
 
 #include "aik/tensor.h"
 #include "common/atomic_file.h"
 #include "common/checked.h"
 #include "common/error.h"
+#include "common/strict_yaml.h"
 
-#define PATH_MAX_LEN 192
+/* Key paths in stage 2 may be as long as the tree builder's. */
+#define PATH_MAX_LEN AIK_YAML_PATH_MAX
 
-typedef enum { YN_SCALAR, YN_SEQ, YN_MAP } yn_type;
+/* Stage 1's limits: those documented in capgraph/profile.h. */
+static const aik_yaml_rules profile_rules = {
+    .max_nodes = AIK_PROFILE_MAX_NODES,
+    .max_depth = AIK_PROFILE_MAX_DEPTH,
+    .depth_rule = AIK_YAML_DEPTH_COLLECTIONS,
+    .max_seq = AIK_PROFILE_MAX_SEQ,
+    .max_keys = AIK_PROFILE_MAX_KEYS,
+    .max_string = AIK_PROFILE_MAX_STRING,
+};
 
-typedef struct ynode {
-    yn_type type;
-    unsigned line, col;     /* 1-based */
-    char *str;              /* scalar value, NUL-terminated */
-    size_t len;
-    bool plain;             /* plain (unquoted) scalar */
-    struct ynode **items;   /* seq: items; map: key0, value0, key1, value1, ... */
-    size_t n;               /* number of entries in items */
-} ynode;
-
-typedef struct ctx {
-    const char *file;
-    aik_error *err;
-    yaml_parser_t parser;
-    size_t n_nodes;
-} ctx;
-
-/* ---------- errors ---------- */
-
-static int fail_at(ctx *c, int code, unsigned line, unsigned col, const char *path, const char *fmt, ...)
-    __attribute__((format(printf, 6, 7)));
-
-static int fail_at(ctx *c, int code, unsigned line, unsigned col, const char *path, const char *fmt, ...)
-{
-    if (c->err) {
-        va_list ap;
-        c->err->code = code;
-        if (path && path[0])
-            snprintf(c->err->where, sizeof(c->err->where), "%s:%u:%u: %s", c->file, line, col, path);
-        else
-            snprintf(c->err->where, sizeof(c->err->where), "%s:%u:%u", c->file, line, col);
-        va_start(ap, fmt);
-        vsnprintf(c->err->message, sizeof(c->err->message), fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
-#define FAIL_NODE(c, n, path, ...) fail_at((c), -EINVAL, (n)->line, (n)->col, (path), __VA_ARGS__)
+/* Stage 2 reports in the tree builder's format, so that both stages read alike. */
+typedef aik_yaml_src ctx;
+#define FAIL_NODE aik_yaml_fail_node
 
 static void path_key(char *out, const char *parent, const char *key)
 {
-    if (parent[0])
-        snprintf(out, PATH_MAX_LEN, "%s.%s", parent, key);
-    else
-        snprintf(out, PATH_MAX_LEN, "%s", key);
+    aik_yaml_path_key(out, PATH_MAX_LEN, parent, key);
 }
 
 static void path_index(char *out, const char *parent, size_t i)
 {
-    snprintf(out, PATH_MAX_LEN, "%s[%zu]", parent, i);
-}
-
-/* ---------- stage 1: events -> tree ---------- */
-
-static void ynode_free(ynode *n)
-{
-    if (!n)
-        return;
-    for (size_t i = 0; i < n->n; i++)
-        ynode_free(n->items[i]);
-    free(n->items);
-    free(n->str);
-    free(n);
-}
-
-static int next_event(ctx *c, yaml_event_t *ev, const char *path)
-{
-    if (!yaml_parser_parse(&c->parser, ev)) {
-        const yaml_parser_t *p = &c->parser;
-        if (p->error == YAML_MEMORY_ERROR)
-            return fail_at(c, -ENOMEM, 1, 1, path, "out of memory in the YAML parser");
-        return fail_at(c, -EINVAL, (unsigned)p->problem_mark.line + 1, (unsigned)p->problem_mark.column + 1, path,
-                       "YAML syntax error: %s%s%s", p->problem ? p->problem : "unknown problem",
-                       p->context ? " " : "", p->context ? p->context : "");
-    }
-    return 0;
-}
-
-static const char *event_anchor(const yaml_event_t *ev)
-{
-    switch (ev->type) {
-    case YAML_SCALAR_EVENT: return (const char *)ev->data.scalar.anchor;
-    case YAML_SEQUENCE_START_EVENT: return (const char *)ev->data.sequence_start.anchor;
-    case YAML_MAPPING_START_EVENT: return (const char *)ev->data.mapping_start.anchor;
-    default: return NULL;
-    }
-}
-
-static const char *event_tag(const yaml_event_t *ev)
-{
-    switch (ev->type) {
-    case YAML_SCALAR_EVENT: return (const char *)ev->data.scalar.tag;
-    case YAML_SEQUENCE_START_EVENT: return (const char *)ev->data.sequence_start.tag;
-    case YAML_MAPPING_START_EVENT: return (const char *)ev->data.mapping_start.tag;
-    default: return NULL;
-    }
-}
-
-static int push_item(ynode *parent, ynode *child)
-{
-    ynode **v = realloc(parent->items, (parent->n + 1) * sizeof(*v));
-    if (!v)
-        return -ENOMEM;
-    parent->items = v;
-    parent->items[parent->n++] = child;
-    return 0;
-}
-
-/* Build the node that starts with *ev (consumed: the caller deletes it). */
-static int build_node(ctx *c, const yaml_event_t *ev, unsigned depth, const char *path, ynode **ret)
-{
-    unsigned line = (unsigned)ev->start_mark.line + 1, col = (unsigned)ev->start_mark.column + 1;
-    ynode *n = NULL;
-    int r;
-
-    if (ev->type == YAML_ALIAS_EVENT)
-        return fail_at(c, -EINVAL, line, col, path, "aliases are not allowed");
-    if (ev->type != YAML_SCALAR_EVENT && ev->type != YAML_SEQUENCE_START_EVENT && ev->type != YAML_MAPPING_START_EVENT)
-        return fail_at(c, -EINVAL, line, col, path, "unexpected YAML event");
-    if (event_anchor(ev))
-        return fail_at(c, -EINVAL, line, col, path, "anchors are not allowed");
-    if (event_tag(ev))
-        return fail_at(c, -EINVAL, line, col, path, "tags are not allowed");
-    if (++c->n_nodes > AIK_PROFILE_MAX_NODES)
-        return fail_at(c, -E2BIG, line, col, path, "more than %u nodes in the document", AIK_PROFILE_MAX_NODES);
-
-    n = calloc(1, sizeof(*n));
-    if (!n)
-        return -ENOMEM;
-    n->line = line;
-    n->col = col;
-
-    if (ev->type == YAML_SCALAR_EVENT) {
-        n->type = YN_SCALAR;
-        n->len = ev->data.scalar.length;
-        n->plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
-        if (n->len > AIK_PROFILE_MAX_STRING) {
-            r = fail_at(c, -E2BIG, line, col, path, "string longer than %u bytes", AIK_PROFILE_MAX_STRING);
-            goto fail;
-        }
-        if (memchr(ev->data.scalar.value, '\0', n->len)) {
-            r = fail_at(c, -EINVAL, line, col, path, "string contains a NUL byte");
-            goto fail;
-        }
-        n->str = strndup((const char *)ev->data.scalar.value, n->len);
-        if (!n->str) {
-            r = -ENOMEM;
-            goto fail;
-        }
-        *ret = n;
-        return 0;
-    }
-
-    if (depth >= AIK_PROFILE_MAX_DEPTH) {
-        r = fail_at(c, -E2BIG, line, col, path, "nesting deeper than %u levels", AIK_PROFILE_MAX_DEPTH);
-        goto fail;
-    }
-
-    if (ev->type == YAML_SEQUENCE_START_EVENT) {
-        n->type = YN_SEQ;
-        for (;;) {
-            yaml_event_t e;
-            char sub[PATH_MAX_LEN];
-            ynode *child = NULL;
-
-            path_index(sub, path, n->n);
-            r = next_event(c, &e, sub);
-            if (r < 0)
-                goto fail;
-            if (e.type == YAML_SEQUENCE_END_EVENT) {
-                yaml_event_delete(&e);
-                break;
-            }
-            if (n->n >= AIK_PROFILE_MAX_SEQ) {
-                r = fail_at(c, -E2BIG, (unsigned)e.start_mark.line + 1, (unsigned)e.start_mark.column + 1, path,
-                            "sequence longer than %u items", AIK_PROFILE_MAX_SEQ);
-                yaml_event_delete(&e);
-                goto fail;
-            }
-            r = build_node(c, &e, depth + 1, sub, &child);
-            yaml_event_delete(&e);
-            if (r < 0)
-                goto fail;
-            r = push_item(n, child);
-            if (r < 0) {
-                ynode_free(child);
-                goto fail;
-            }
-        }
-        *ret = n;
-        return 0;
-    }
-
-    n->type = YN_MAP;
-    for (;;) {
-        yaml_event_t e;
-        char sub[PATH_MAX_LEN];
-        ynode *key = NULL, *val = NULL;
-
-        r = next_event(c, &e, path);
-        if (r < 0)
-            goto fail;
-        if (e.type == YAML_MAPPING_END_EVENT) {
-            yaml_event_delete(&e);
-            break;
-        }
-        if (e.type != YAML_SCALAR_EVENT) {
-            r = fail_at(c, -EINVAL, (unsigned)e.start_mark.line + 1, (unsigned)e.start_mark.column + 1, path,
-                        e.type == YAML_ALIAS_EVENT ? "aliases are not allowed" : "mapping keys must be plain strings");
-            yaml_event_delete(&e);
-            goto fail;
-        }
-        if (n->n / 2 >= AIK_PROFILE_MAX_KEYS) {
-            r = fail_at(c, -E2BIG, (unsigned)e.start_mark.line + 1, (unsigned)e.start_mark.column + 1, path,
-                        "more than %u keys in a mapping", AIK_PROFILE_MAX_KEYS);
-            yaml_event_delete(&e);
-            goto fail;
-        }
-        r = build_node(c, &e, depth + 1, path, &key);
-        yaml_event_delete(&e);
-        if (r < 0)
-            goto fail;
-        path_key(sub, path, key->str);
-        for (size_t i = 0; i < n->n; i += 2) {
-            if (strcmp(n->items[i]->str, key->str) == 0) {
-                r = fail_at(c, -EINVAL, key->line, key->col, sub, "duplicate key '%s' (first at line %u, column %u)",
-                            key->str, n->items[i]->line, n->items[i]->col);
-                ynode_free(key);
-                goto fail;
-            }
-        }
-        r = push_item(n, key);
-        if (r < 0) {
-            ynode_free(key);
-            goto fail;
-        }
-        r = next_event(c, &e, sub);
-        if (r < 0)
-            goto fail;
-        r = build_node(c, &e, depth + 1, sub, &val);
-        yaml_event_delete(&e);
-        if (r < 0)
-            goto fail;
-        r = push_item(n, val);
-        if (r < 0) {
-            ynode_free(val);
-            goto fail;
-        }
-    }
-    *ret = n;
-    return 0;
-fail:
-    ynode_free(n);
-    return r;
-}
-
-static int build_document(ctx *c, const void *data, size_t len, ynode **ret_root)
-{
-    yaml_event_t ev;
-    ynode *root = NULL;
-    int r;
-
-    yaml_parser_set_input_string(&c->parser, data, len);
-    r = next_event(c, &ev, "");
-    if (r < 0)
-        return r;
-    yaml_event_delete(&ev); /* STREAM_START */
-    r = next_event(c, &ev, "");
-    if (r < 0)
-        return r;
-    if (ev.type == YAML_STREAM_END_EVENT) {
-        yaml_event_delete(&ev);
-        return fail_at(c, -EINVAL, 1, 1, "", "empty document");
-    }
-    yaml_event_delete(&ev); /* DOCUMENT_START */
-    r = next_event(c, &ev, "");
-    if (r < 0)
-        return r;
-    r = build_node(c, &ev, 0, "", &root);
-    yaml_event_delete(&ev);
-    if (r < 0)
-        return r;
-    r = next_event(c, &ev, ""); /* DOCUMENT_END */
-    if (r < 0)
-        goto fail;
-    yaml_event_delete(&ev);
-    r = next_event(c, &ev, "");
-    if (r < 0)
-        goto fail;
-    if (ev.type != YAML_STREAM_END_EVENT) {
-        r = fail_at(c, -EINVAL, (unsigned)ev.start_mark.line + 1, (unsigned)ev.start_mark.column + 1, "",
-                    "only one YAML document is allowed");
-        yaml_event_delete(&ev);
-        goto fail;
-    }
-    yaml_event_delete(&ev);
-    *ret_root = root;
-    return 0;
-fail:
-    ynode_free(root);
-    return r;
+    aik_yaml_path_index(out, PATH_MAX_LEN, parent, i);
 }
 
 /* ---------- stage 2: schema walk ---------- */
 
-typedef int (*field_fn)(ctx *c, const ynode *n, void *dst, const char *path);
+typedef int (*field_fn)(ctx *c, const aik_ynode *n, void *dst, const char *path);
 
 typedef struct field {
     const char *key;
-    yn_type type;
+    aik_ynode_type type;
     field_fn fn;
     size_t off;
     bool required;
     const char *what; /* for "expected ..." */
 } field;
 
-static const char *type_name(yn_type t)
-{
-    return t == YN_SCALAR ? "a scalar" : t == YN_SEQ ? "a sequence" : "a mapping";
-}
-
-static const ynode *map_get(const ynode *map, const char *key)
-{
-    if (!map || map->type != YN_MAP)
-        return NULL;
-    for (size_t i = 0; i < map->n; i += 2)
-        if (strcmp(map->items[i]->str, key) == 0)
-            return map->items[i + 1];
-    return NULL;
-}
-
-static int walk_map(ctx *c, const ynode *map, const field *fields, void *base, const char *path)
+static int walk_map(ctx *c, const aik_ynode *map, const field *fields, void *base, const char *path)
 {
     int r;
 
-    if (map->type != YN_MAP)
-        return FAIL_NODE(c, map, path, "expected a mapping, got %s", type_name(map->type));
+    if (map->type != AIK_YN_MAP)
+        return FAIL_NODE(c, map, path, "expected a mapping, got %s", aik_ynode_type_name(map->type));
     for (size_t i = 0; i < map->n; i += 2) {
-        const ynode *k = map->items[i], *v = map->items[i + 1];
+        const aik_ynode *k = map->items[i], *v = map->items[i + 1];
         const field *f = NULL;
         char sub[PATH_MAX_LEN];
 
@@ -380,20 +84,20 @@ static int walk_map(ctx *c, const ynode *map, const field *fields, void *base, c
         if (!f)
             return FAIL_NODE(c, k, sub, "unknown key '%s'", k->str);
         if (v->type != f->type)
-            return FAIL_NODE(c, v, sub, "expected %s, got %s", f->what, type_name(v->type));
+            return FAIL_NODE(c, v, sub, "expected %s, got %s", f->what, aik_ynode_type_name(v->type));
         r = f->fn(c, v, (char *)base + f->off, sub);
         if (r < 0)
             return r;
     }
     for (const field *g = fields; g->key; g++)
-        if (g->required && !map_get(map, g->key))
+        if (g->required && !aik_ynode_get(map, g->key))
             return FAIL_NODE(c, map, path, "missing required key '%s'", g->key);
     return 0;
 }
 
 /* Scalars */
 
-static int h_string(ctx *c, const ynode *n, void *dst, const char *path)
+static int h_string(ctx *c, const aik_ynode *n, void *dst, const char *path)
 {
     char **out = dst;
     if (n->len == 0)
@@ -437,14 +141,14 @@ bool aik_capability_id_valid(const char *id)
     return id && name_ok(id, true);
 }
 
-static int h_module_name(ctx *c, const ynode *n, void *dst, const char *path)
+static int h_module_name(ctx *c, const aik_ynode *n, void *dst, const char *path)
 {
     if (!name_ok(n->str, false))
         return FAIL_NODE(c, n, path, "'%s' is not a module name ([a-z0-9][a-z0-9._-]*, at most 64 bytes)", n->str);
     return h_string(c, n, dst, path);
 }
 
-static int h_cap_id(ctx *c, const ynode *n, void *dst, const char *path)
+static int h_cap_id(ctx *c, const aik_ynode *n, void *dst, const char *path)
 {
     if (!name_ok(n->str, true))
         return FAIL_NODE(c, n, path, "'%s' is not a capability id (dot-separated [a-z][a-z0-9_]* words, at most 64 bytes)",
@@ -452,7 +156,7 @@ static int h_cap_id(ctx *c, const ynode *n, void *dst, const char *path)
     return h_string(c, n, dst, path);
 }
 
-static int h_semver(ctx *c, const ynode *n, void *dst, const char *path)
+static int h_semver(ctx *c, const aik_ynode *n, void *dst, const char *path)
 {
     aik_error e;
     aik_error_clear(&e);
@@ -476,7 +180,7 @@ static int parse_u64(const char *s, uint64_t *ret)
     return 0;
 }
 
-static int h_schema(ctx *c, const ynode *n, void *dst, const char *path)
+static int h_schema(ctx *c, const aik_ynode *n, void *dst, const char *path)
 {
     uint64_t v;
     if (!n->plain || parse_u64(n->str, &v) < 0)
@@ -496,7 +200,7 @@ const char *aik_module_kind_name(aik_module_kind k)
     return k >= 1 && (unsigned)k <= sizeof(kind_names) / sizeof(kind_names[0]) ? kind_names[k - 1] : "?";
 }
 
-static int h_kind(ctx *c, const ynode *n, void *dst, const char *path)
+static int h_kind(ctx *c, const aik_ynode *n, void *dst, const char *path)
 {
     for (size_t i = 0; i < sizeof(kind_names) / sizeof(kind_names[0]); i++) {
         if (strcmp(n->str, kind_names[i]) == 0) {
@@ -508,7 +212,7 @@ static int h_kind(ctx *c, const ynode *n, void *dst, const char *path)
 }
 
 /* "123" (bytes) or "<integer> <unit>" with unit B, KiB, MiB, GiB, TiB, KB, MB, GB, TB. */
-static int h_memory(ctx *c, const ynode *n, void *dst, const char *path)
+static int h_memory(ctx *c, const aik_ynode *n, void *dst, const char *path)
 {
     static const struct { const char *unit; uint64_t mul; } units[] = {
         { "B", 1 }, { "KiB", 1ull << 10 }, { "MiB", 1ull << 20 }, { "GiB", 1ull << 30 }, { "TiB", 1ull << 40 },
@@ -545,7 +249,7 @@ static int h_memory(ctx *c, const ynode *n, void *dst, const char *path)
     return 0;
 }
 
-static int h_tokens_per_s(ctx *c, const ynode *n, void *dst, const char *path)
+static int h_tokens_per_s(ctx *c, const aik_ynode *n, void *dst, const char *path)
 {
     char *end = NULL;
     double v;
@@ -563,7 +267,7 @@ static int h_tokens_per_s(ctx *c, const ynode *n, void *dst, const char *path)
     return 0;
 }
 
-static int h_layer_index(ctx *c, const ynode *n, void *dst, const char *path)
+static int h_layer_index(ctx *c, const aik_ynode *n, void *dst, const char *path)
 {
     uint64_t v;
     if (!n->plain || parse_u64(n->str, &v) < 0)
@@ -574,14 +278,14 @@ static int h_layer_index(ctx *c, const ynode *n, void *dst, const char *path)
     return 0;
 }
 
-static int h_sha256(ctx *c, const ynode *n, void *dst, const char *path)
+static int h_sha256(ctx *c, const aik_ynode *n, void *dst, const char *path)
 {
     if (n->len != 64 || aik_sha256_from_hex(n->str, dst) < 0)
         return FAIL_NODE(c, n, path, "expected 64 hexadecimal digits (SHA-256)");
     return 0;
 }
 
-static int h_file_name(ctx *c, const ynode *n, void *dst, const char *path)
+static int h_file_name(ctx *c, const aik_ynode *n, void *dst, const char *path)
 {
     if (n->len == 0 || n->len > 255 || strchr(n->str, '/') || strcmp(n->str, ".") == 0 || strcmp(n->str, "..") == 0)
         return FAIL_NODE(c, n, path, "'%s' is not a plain file name (no '/', not '.' or '..', 1..255 bytes)", n->str);
@@ -602,7 +306,7 @@ static void strlist_free(aik_strlist *l)
     l->n = 0;
 }
 
-static int h_strlist(ctx *c, const ynode *n, void *dst, const char *path)
+static int h_strlist(ctx *c, const aik_ynode *n, void *dst, const char *path)
 {
     aik_strlist *l = dst;
 
@@ -613,11 +317,11 @@ static int h_strlist(ctx *c, const ynode *n, void *dst, const char *path)
     if (!l->v)
         return -ENOMEM;
     for (size_t i = 0; i < n->n; i++) {
-        const ynode *it = n->items[i];
+        const aik_ynode *it = n->items[i];
         char sub[PATH_MAX_LEN];
         path_index(sub, path, i);
-        if (it->type != YN_SCALAR)
-            return FAIL_NODE(c, it, sub, "expected a string, got %s", type_name(it->type));
+        if (it->type != AIK_YN_SCALAR)
+            return FAIL_NODE(c, it, sub, "expected a string, got %s", aik_ynode_type_name(it->type));
         if (it->len == 0)
             return FAIL_NODE(c, it, sub, "must not be empty");
         l->v[i] = strdup(it->str);
@@ -660,16 +364,16 @@ static int cpu_lookup(const char *name, uint32_t *ret_bit)
     return aik_cpu_feature_from_name(name, ret_bit);
 }
 
-static int bits_from_seq(ctx *c, const ynode *n, uint32_t *dst, const char *path, bit_lookup fn, const char *what)
+static int bits_from_seq(ctx *c, const aik_ynode *n, uint32_t *dst, const char *path, bit_lookup fn, const char *what)
 {
     uint32_t bits = 0;
     for (size_t i = 0; i < n->n; i++) {
-        const ynode *it = n->items[i];
+        const aik_ynode *it = n->items[i];
         char sub[PATH_MAX_LEN];
         uint32_t b;
         path_index(sub, path, i);
-        if (it->type != YN_SCALAR)
-            return FAIL_NODE(c, it, sub, "expected a string, got %s", type_name(it->type));
+        if (it->type != AIK_YN_SCALAR)
+            return FAIL_NODE(c, it, sub, "expected a string, got %s", aik_ynode_type_name(it->type));
         if (fn(it->str, &b) < 0)
             return FAIL_NODE(c, it, sub, "unknown %s '%s'", what, it->str);
         if (bits & b)
@@ -680,7 +384,7 @@ static int bits_from_seq(ctx *c, const ynode *n, uint32_t *dst, const char *path
     return 0;
 }
 
-static int h_backends(ctx *c, const ynode *n, void *dst, const char *path)
+static int h_backends(ctx *c, const aik_ynode *n, void *dst, const char *path)
 {
     int r = bits_from_seq(c, n, dst, path, backend_lookup, "backend");
     if (r == 0 && *(uint32_t *)dst == 0)
@@ -688,18 +392,18 @@ static int h_backends(ctx *c, const ynode *n, void *dst, const char *path)
     return r;
 }
 
-static int h_dtypes(ctx *c, const ynode *n, void *dst, const char *path)
+static int h_dtypes(ctx *c, const aik_ynode *n, void *dst, const char *path)
 {
     return bits_from_seq(c, n, dst, path, dtype_lookup, "dtype");
 }
 
-static int h_cpu_features(ctx *c, const ynode *n, void *dst, const char *path)
+static int h_cpu_features(ctx *c, const aik_ynode *n, void *dst, const char *path)
 {
     return bits_from_seq(c, n, dst, path, cpu_lookup, "CPU feature");
 }
 
 /* Generic "sequence of mappings" into a malloc'ed array. */
-static int seq_of_maps(ctx *c, const ynode *n, const char *path, const field *fields, size_t elem, void **arr,
+static int seq_of_maps(ctx *c, const aik_ynode *n, const char *path, const field *fields, size_t elem, void **arr,
                        size_t *count, void (*init)(void *))
 {
     if (n->n == 0)
@@ -725,16 +429,16 @@ static int seq_of_maps(ctx *c, const ynode *n, const char *path, const field *fi
 #define F(k, t, fn, st, m, req, what) { k, t, fn, offsetof(st, m), req, what }
 
 static const field cap_fields[] = {
-    F("id", YN_SCALAR, h_cap_id, aik_capability, id, true, "a string"),
-    F("version", YN_SCALAR, h_semver, aik_capability, version, true, "a string"),
-    F("description", YN_SCALAR, h_string, aik_capability, description, false, "a string"),
-    F("intents", YN_SEQ, h_strlist, aik_capability, intents, false, "a sequence of strings"),
-    F("languages", YN_SEQ, h_strlist, aik_capability, languages, false, "a sequence of strings"),
-    F("domains", YN_SEQ, h_strlist, aik_capability, domains, false, "a sequence of strings"),
+    F("id", AIK_YN_SCALAR, h_cap_id, aik_capability, id, true, "a string"),
+    F("version", AIK_YN_SCALAR, h_semver, aik_capability, version, true, "a string"),
+    F("description", AIK_YN_SCALAR, h_string, aik_capability, description, false, "a string"),
+    F("intents", AIK_YN_SEQ, h_strlist, aik_capability, intents, false, "a sequence of strings"),
+    F("languages", AIK_YN_SEQ, h_strlist, aik_capability, languages, false, "a sequence of strings"),
+    F("domains", AIK_YN_SEQ, h_strlist, aik_capability, domains, false, "a sequence of strings"),
     { NULL, 0, NULL, 0, false, NULL },
 };
 
-static int h_capabilities(ctx *c, const ynode *n, void *dst, const char *path)
+static int h_capabilities(ctx *c, const aik_ynode *n, void *dst, const char *path)
 {
     aik_profile *p = dst;
     int r;
@@ -755,7 +459,7 @@ static int h_capabilities(ctx *c, const ynode *n, void *dst, const char *path)
     return 0;
 }
 
-static int h_range(ctx *c, const ynode *n, void *dst, const char *path)
+static int h_range(ctx *c, const aik_ynode *n, void *dst, const char *path)
 {
     aik_requirement *q = dst;
     aik_error e;
@@ -766,12 +470,12 @@ static int h_range(ctx *c, const ynode *n, void *dst, const char *path)
 }
 
 static const field req_fields[] = {
-    F("capability", YN_SCALAR, h_cap_id, aik_requirement, id, true, "a string"),
-    { "version", YN_SCALAR, h_range, 0, true, "a string" },
+    F("capability", AIK_YN_SCALAR, h_cap_id, aik_requirement, id, true, "a string"),
+    { "version", AIK_YN_SCALAR, h_range, 0, true, "a string" },
     { NULL, 0, NULL, 0, false, NULL },
 };
 
-static int h_requires(ctx *c, const ynode *n, void *dst, const char *path)
+static int h_requires(ctx *c, const aik_ynode *n, void *dst, const char *path)
 {
     aik_profile *p = dst;
     int r = seq_of_maps(c, n, path, req_fields, sizeof(aik_requirement), (void **)&p->requires, &p->n_requires, NULL);
@@ -789,20 +493,20 @@ static int h_requires(ctx *c, const ynode *n, void *dst, const char *path)
 }
 
 static const field payload_fields[] = {
-    F("file", YN_SCALAR, h_file_name, aik_payload_ref, file, true, "a string"),
-    F("sha256", YN_SCALAR, h_sha256, aik_payload_ref, sha256, false, "a string"),
+    F("file", AIK_YN_SCALAR, h_file_name, aik_payload_ref, file, true, "a string"),
+    F("sha256", AIK_YN_SCALAR, h_sha256, aik_payload_ref, sha256, false, "a string"),
     { NULL, 0, NULL, 0, false, NULL },
 };
 
-static int walk_payload(ctx *c, const ynode *n, aik_payload_ref *ref, const char *path)
+static int walk_payload(ctx *c, const aik_ynode *n, aik_payload_ref *ref, const char *path)
 {
     int r = walk_map(c, n, payload_fields, ref, path);
     if (r == 0)
-        ref->has_sha256 = map_get(n, "sha256") != NULL;
+        ref->has_sha256 = aik_ynode_get(n, "sha256") != NULL;
     return r;
 }
 
-static int h_payload(ctx *c, const ynode *n, void *dst, const char *path)
+static int h_payload(ctx *c, const aik_ynode *n, void *dst, const char *path)
 {
     aik_profile *p = dst;
     int r;
@@ -826,7 +530,7 @@ static int h_payload(ctx *c, const ynode *n, void *dst, const char *path)
     return 0;
 }
 
-static int h_adapter(ctx *c, const ynode *n, void *dst, const char *path)
+static int h_adapter(ctx *c, const aik_ynode *n, void *dst, const char *path)
 {
     aik_profile *p = dst;
     int r = walk_payload(c, n, &p->adapter, path);
@@ -836,9 +540,9 @@ static int h_adapter(ctx *c, const ynode *n, void *dst, const char *path)
 }
 
 static const field prot_fields[] = {
-    F("layer", YN_SCALAR, h_layer_index, aik_protected_part, layer, false, "a scalar"),
-    F("tensor", YN_SCALAR, h_string, aik_protected_part, tensor, false, "a string"),
-    F("reason", YN_SCALAR, h_string, aik_protected_part, reason, true, "a string"),
+    F("layer", AIK_YN_SCALAR, h_layer_index, aik_protected_part, layer, false, "a scalar"),
+    F("tensor", AIK_YN_SCALAR, h_string, aik_protected_part, tensor, false, "a string"),
+    F("reason", AIK_YN_SCALAR, h_string, aik_protected_part, reason, true, "a string"),
     { NULL, 0, NULL, 0, false, NULL },
 };
 
@@ -847,7 +551,7 @@ static void prot_init(void *e)
     ((aik_protected_part *)e)->layer = -1;
 }
 
-static int h_protected(ctx *c, const ynode *n, void *dst, const char *path)
+static int h_protected(ctx *c, const aik_ynode *n, void *dst, const char *path)
 {
     aik_profile *p = dst;
     int r = seq_of_maps(c, n, path, prot_fields, sizeof(aik_protected_part), (void **)&p->protected_parts,
@@ -863,7 +567,7 @@ static int h_protected(ctx *c, const ynode *n, void *dst, const char *path)
     return 0;
 }
 
-static int h_parents(ctx *c, const ynode *n, void *dst, const char *path)
+static int h_parents(ctx *c, const aik_ynode *n, void *dst, const char *path)
 {
     aik_profile *p = dst;
     if (n->n == 0)
@@ -872,12 +576,12 @@ static int h_parents(ctx *c, const ynode *n, void *dst, const char *path)
     if (!p->parents)
         return -ENOMEM;
     for (size_t i = 0; i < n->n; i++) {
-        const ynode *it = n->items[i];
+        const aik_ynode *it = n->items[i];
         char sub[PATH_MAX_LEN];
         int r;
         path_index(sub, path, i);
-        if (it->type != YN_SCALAR)
-            return FAIL_NODE(c, it, sub, "expected a string, got %s", type_name(it->type));
+        if (it->type != AIK_YN_SCALAR)
+            return FAIL_NODE(c, it, sub, "expected a string, got %s", aik_ynode_type_name(it->type));
         r = h_sha256(c, it, p->parents[i], sub);
         if (r < 0)
             return r;
@@ -887,62 +591,62 @@ static int h_parents(ctx *c, const ynode *n, void *dst, const char *path)
 }
 
 static const field lineage_fields[] = {
-    { "parents", YN_SEQ, h_parents, 0, true, "a sequence of strings" },
+    { "parents", AIK_YN_SEQ, h_parents, 0, true, "a sequence of strings" },
     { NULL, 0, NULL, 0, false, NULL },
 };
 
-static int h_lineage(ctx *c, const ynode *n, void *dst, const char *path)
+static int h_lineage(ctx *c, const aik_ynode *n, void *dst, const char *path)
 {
     return walk_map(c, n, lineage_fields, dst, path);
 }
 
 static const field exec_fields[] = {
-    F("memory", YN_SCALAR, h_memory, aik_exec_profile, memory_bytes, true, "a size"),
-    F("backends", YN_SEQ, h_backends, aik_exec_profile, backends, true, "a sequence of strings"),
-    F("dtypes", YN_SEQ, h_dtypes, aik_exec_profile, dtypes, false, "a sequence of strings"),
-    F("cpu_features", YN_SEQ, h_cpu_features, aik_exec_profile, cpu_features, false, "a sequence of strings"),
-    F("tokens_per_s", YN_SCALAR, h_tokens_per_s, aik_exec_profile, expected_tokens_per_s, false, "a number"),
+    F("memory", AIK_YN_SCALAR, h_memory, aik_exec_profile, memory_bytes, true, "a size"),
+    F("backends", AIK_YN_SEQ, h_backends, aik_exec_profile, backends, true, "a sequence of strings"),
+    F("dtypes", AIK_YN_SEQ, h_dtypes, aik_exec_profile, dtypes, false, "a sequence of strings"),
+    F("cpu_features", AIK_YN_SEQ, h_cpu_features, aik_exec_profile, cpu_features, false, "a sequence of strings"),
+    F("tokens_per_s", AIK_YN_SCALAR, h_tokens_per_s, aik_exec_profile, expected_tokens_per_s, false, "a number"),
     { NULL, 0, NULL, 0, false, NULL },
 };
 
-static int h_execution(ctx *c, const ynode *n, void *dst, const char *path)
+static int h_execution(ctx *c, const aik_ynode *n, void *dst, const char *path)
 {
     return walk_map(c, n, exec_fields, dst, path);
 }
 
 static const field module_fields[] = {
-    F("name", YN_SCALAR, h_module_name, aik_profile, name, true, "a string"),
-    F("version", YN_SCALAR, h_semver, aik_profile, version, true, "a string"),
-    F("kind", YN_SCALAR, h_kind, aik_profile, kind, true, "a string"),
-    F("description", YN_SCALAR, h_string, aik_profile, description, false, "a string"),
-    F("base", YN_SCALAR, h_cap_id, aik_profile, base, false, "a string"),
-    { "adapter", YN_MAP, h_adapter, 0, false, "a mapping" },
+    F("name", AIK_YN_SCALAR, h_module_name, aik_profile, name, true, "a string"),
+    F("version", AIK_YN_SCALAR, h_semver, aik_profile, version, true, "a string"),
+    F("kind", AIK_YN_SCALAR, h_kind, aik_profile, kind, true, "a string"),
+    F("description", AIK_YN_SCALAR, h_string, aik_profile, description, false, "a string"),
+    F("base", AIK_YN_SCALAR, h_cap_id, aik_profile, base, false, "a string"),
+    { "adapter", AIK_YN_MAP, h_adapter, 0, false, "a mapping" },
     { NULL, 0, NULL, 0, false, NULL },
 };
 
-static int h_module(ctx *c, const ynode *n, void *dst, const char *path)
+static int h_module(ctx *c, const aik_ynode *n, void *dst, const char *path)
 {
     /* Fields of module: live directly in aik_profile (dst is the profile). */
     return walk_map(c, n, module_fields, dst, path);
 }
 
 static const field root_fields[] = {
-    F("schema", YN_SCALAR, h_schema, aik_profile, schema, true, "an integer"),
-    { "module", YN_MAP, h_module, 0, true, "a mapping" },
-    { "capabilities", YN_SEQ, h_capabilities, 0, true, "a sequence of mappings" },
-    { "requires", YN_SEQ, h_requires, 0, false, "a sequence of mappings" },
-    F("execution", YN_MAP, h_execution, aik_profile, exec, true, "a mapping"),
-    { "lineage", YN_MAP, h_lineage, 0, false, "a mapping" },
-    { "payload", YN_SEQ, h_payload, 0, false, "a sequence of mappings" },
-    { "protected", YN_SEQ, h_protected, 0, false, "a sequence of mappings" },
+    F("schema", AIK_YN_SCALAR, h_schema, aik_profile, schema, true, "an integer"),
+    { "module", AIK_YN_MAP, h_module, 0, true, "a mapping" },
+    { "capabilities", AIK_YN_SEQ, h_capabilities, 0, true, "a sequence of mappings" },
+    { "requires", AIK_YN_SEQ, h_requires, 0, false, "a sequence of mappings" },
+    F("execution", AIK_YN_MAP, h_execution, aik_profile, exec, true, "a mapping"),
+    { "lineage", AIK_YN_MAP, h_lineage, 0, false, "a mapping" },
+    { "payload", AIK_YN_SEQ, h_payload, 0, false, "a sequence of mappings" },
+    { "protected", AIK_YN_SEQ, h_protected, 0, false, "a sequence of mappings" },
     { NULL, 0, NULL, 0, false, NULL },
 };
 
 /* Rules that relate several keys. */
-static int check_semantics(ctx *c, const ynode *root, aik_profile *p)
+static int check_semantics(ctx *c, const aik_ynode *root, aik_profile *p)
 {
-    const ynode *module = map_get(root, "module");
-    const ynode *base = map_get(module, "base");
+    const aik_ynode *module = aik_ynode_get(root, "module");
+    const aik_ynode *base = aik_ynode_get(module, "base");
 
     if (p->kind == AIK_MODULE_CAPABILITY) {
         bool found = false;
@@ -957,13 +661,14 @@ static int check_semantics(ctx *c, const ynode *root, aik_profile *p)
     } else if (base) {
         return FAIL_NODE(c, base, "module.base", "only capability modules apply to a base model (kind is %s)",
                          aik_module_kind_name(p->kind));
-    } else if (map_get(module, "adapter")) {
-        return FAIL_NODE(c, map_get(module, "adapter"), "module.adapter", "only capability modules carry an adapter");
+    } else if (aik_ynode_get(module, "adapter")) {
+        return FAIL_NODE(c, aik_ynode_get(module, "adapter"), "module.adapter",
+                         "only capability modules carry an adapter");
     }
     for (size_t i = 0; i < p->n_requires; i++) {
         for (size_t j = 0; j < p->n_provides; j++) {
             if (strcmp(p->requires[i].id, p->provides[j].id) == 0) {
-                const ynode *rq = map_get(root, "requires");
+                const aik_ynode *rq = aik_ynode_get(root, "requires");
                 char sub[PATH_MAX_LEN];
                 path_index(sub, "requires", i);
                 return FAIL_NODE(c, rq->items[i], sub, "module requires capability '%s' that it provides itself",
@@ -1016,7 +721,7 @@ void aik_profile_free(aik_profile *p)
 int aik_profile_parse(const char *name, const void *data, size_t len, aik_profile **ret_profile, aik_error *err)
 {
     ctx c = { .file = name ? name : "<profile>", .err = err };
-    ynode *root = NULL;
+    aik_ynode *root = NULL;
     aik_profile *p = NULL;
     int r;
 
@@ -1025,10 +730,7 @@ int aik_profile_parse(const char *name, const void *data, size_t len, aik_profil
     if (len > AIK_PROFILE_MAX_FILE)
         return aik_fail(err, -EFBIG, c.file, "profile is %zu bytes, larger than the limit of %u", len,
                         AIK_PROFILE_MAX_FILE);
-    if (!yaml_parser_initialize(&c.parser))
-        return aik_fail(err, -ENOMEM, c.file, "cannot initialize the YAML parser");
-    r = build_document(&c, data ? data : "", len, &root);
-    yaml_parser_delete(&c.parser);
+    r = aik_yaml_parse(c.file, data, len, &profile_rules, &root, err);
     if (r < 0)
         goto fail;
 
@@ -1042,8 +744,8 @@ int aik_profile_parse(const char *name, const void *data, size_t len, aik_profil
         r = -ENOMEM;
         goto fail;
     }
-    if (root->type != YN_MAP) {
-        r = FAIL_NODE(&c, root, "", "expected a mapping at the top level, got %s", type_name(root->type));
+    if (root->type != AIK_YN_MAP) {
+        r = FAIL_NODE(&c, root, "", "expected a mapping at the top level, got %s", aik_ynode_type_name(root->type));
         goto fail;
     }
     r = walk_map(&c, root, root_fields, p, "");
@@ -1052,13 +754,13 @@ int aik_profile_parse(const char *name, const void *data, size_t len, aik_profil
     r = check_semantics(&c, root, p);
     if (r < 0)
         goto fail;
-    ynode_free(root);
+    aik_ynode_free(root);
     *ret_profile = p;
     return 0;
 fail:
     if (r == -ENOMEM && err && err->code != -ENOMEM)
         aik_fail(err, -ENOMEM, c.file, "out of memory");
-    ynode_free(root);
+    aik_ynode_free(root);
     aik_profile_free(p);
     return r;
 }

@@ -2,282 +2,49 @@
 /*
  * Strict YAML device-inventory parser (format: docs/placement.md).
  *
- * Two stages, like capgraph/profile.c: libyaml events become a small tree
- * (refusing anchors, aliases, tags, duplicate keys and oversized input on the
- * way), then a schema walk fills the inventory. Every node keeps its line and
- * column so that each refusal points at the offending text.
+ * Two stages, like capgraph/profile.c: common/strict_yaml.c turns libyaml
+ * events into a small tree (refusing anchors, aliases, tags, duplicate keys
+ * and oversized input on the way), then a schema walk fills the inventory.
+ * Every node keeps its line and column so that each refusal points at the
+ * offending text.
  */
 #include "scheduler/device_profile.h"
 
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <yaml.h>
 
 #include "aik/tensor.h"
 #include "common/atomic_file.h"
 #include "common/checked.h"
 #include "common/error.h"
+#include "common/strict_yaml.h"
 #include "graph/graph.h"
 #include "loader/exec_profile.h"
 
 #define PATH_LEN 160
 
-typedef enum { YN_SCALAR, YN_SEQ, YN_MAP } yn_type;
-
-typedef struct ynode {
-    yn_type type;
-    unsigned line, col;
-    char *str;
-    size_t len;
-    bool plain;
-    struct ynode **items; /* seq items, or key0, value0, key1, value1, ... */
-    size_t n;
-} ynode;
-
-typedef struct ctx {
-    const char *file;
-    aik_error *err;
-    yaml_parser_t parser;
-    size_t n_nodes;
-} ctx;
-
-static int fail_at(ctx *c, int code, unsigned line, unsigned col, const char *path, const char *fmt, ...)
-    __attribute__((format(printf, 6, 7)));
-
-static int fail_at(ctx *c, int code, unsigned line, unsigned col, const char *path, const char *fmt, ...)
-{
-    if (c->err) {
-        va_list ap;
-        c->err->code = code;
-        if (path && path[0])
-            snprintf(c->err->where, sizeof(c->err->where), "%s:%u:%u: %s", c->file, line, col, path);
-        else
-            snprintf(c->err->where, sizeof(c->err->where), "%s:%u:%u", c->file, line, col);
-        va_start(ap, fmt);
-        vsnprintf(c->err->message, sizeof(c->err->message), fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
-#define FAILN(c, n, path, ...) fail_at((c), -EINVAL, (n)->line, (n)->col, (path), __VA_ARGS__)
-
-static void ynode_free(ynode *n)
-{
-    if (!n)
-        return;
-    for (size_t i = 0; i < n->n; i++)
-        ynode_free(n->items[i]);
-    free(n->items);
-    free(n->str);
-    free(n);
-}
-
-static int next_event(ctx *c, yaml_event_t *ev, const char *path)
-{
-    if (!yaml_parser_parse(&c->parser, ev)) {
-        const yaml_parser_t *p = &c->parser;
-        if (p->error == YAML_MEMORY_ERROR)
-            return fail_at(c, -ENOMEM, 1, 1, path, "out of memory in the YAML parser");
-        return fail_at(c, -EINVAL, (unsigned)p->problem_mark.line + 1, (unsigned)p->problem_mark.column + 1, path,
-                       "YAML syntax error: %s", p->problem ? p->problem : "unknown problem");
-    }
-    return 0;
-}
-
-static int push_item(ynode *parent, ynode *child)
-{
-    ynode **v = realloc(parent->items, (parent->n + 1) * sizeof(*v));
-    if (!v)
-        return -ENOMEM;
-    parent->items = v;
-    parent->items[parent->n++] = child;
-    return 0;
-}
-
-static const char *ev_anchor(const yaml_event_t *ev)
-{
-    switch (ev->type) {
-    case YAML_SCALAR_EVENT: return (const char *)ev->data.scalar.anchor;
-    case YAML_SEQUENCE_START_EVENT: return (const char *)ev->data.sequence_start.anchor;
-    case YAML_MAPPING_START_EVENT: return (const char *)ev->data.mapping_start.anchor;
-    default: return NULL;
-    }
-}
-
-static const char *ev_tag(const yaml_event_t *ev)
-{
-    switch (ev->type) {
-    case YAML_SCALAR_EVENT: return (const char *)ev->data.scalar.tag;
-    case YAML_SEQUENCE_START_EVENT: return (const char *)ev->data.sequence_start.tag;
-    case YAML_MAPPING_START_EVENT: return (const char *)ev->data.mapping_start.tag;
-    default: return NULL;
-    }
-}
-
-static int build_node(ctx *c, const yaml_event_t *ev, unsigned depth, const char *path, ynode **ret);
-
-/* Children of a sequence or mapping until its end event. */
-static int build_children(ctx *c, ynode *n, unsigned depth, const char *path)
-{
-    bool is_map = n->type == YN_MAP;
-    for (;;) {
-        yaml_event_t e;
-        ynode *child = NULL;
-        int r = next_event(c, &e, path);
-        if (r < 0)
-            return r;
-        if (e.type == (is_map ? YAML_MAPPING_END_EVENT : YAML_SEQUENCE_END_EVENT)) {
-            yaml_event_delete(&e);
-            return 0;
-        }
-        unsigned l = (unsigned)e.start_mark.line + 1, co = (unsigned)e.start_mark.column + 1;
-        bool is_key = is_map && n->n % 2 == 0;
-        if (is_key && e.type != YAML_SCALAR_EVENT) {
-            yaml_event_delete(&e);
-            return fail_at(c, -EINVAL, l, co, path, "mapping keys must be plain strings");
-        }
-        r = build_node(c, &e, depth + 1, path, &child);
-        yaml_event_delete(&e);
-        if (r < 0)
-            return r;
-        if (is_key) {
-            for (size_t i = 0; i < n->n; i += 2)
-                if (strcmp(n->items[i]->str, child->str) == 0) {
-                    r = fail_at(c, -EINVAL, child->line, child->col, path,
-                                "duplicate key '%s' (first at line %u, column %u)", child->str, n->items[i]->line,
-                                n->items[i]->col);
-                    ynode_free(child);
-                    return r;
-                }
-        }
-        r = push_item(n, child);
-        if (r < 0) {
-            ynode_free(child);
-            return r;
-        }
-    }
-}
-
-static int build_node(ctx *c, const yaml_event_t *ev, unsigned depth, const char *path, ynode **ret)
-{
-    unsigned line = (unsigned)ev->start_mark.line + 1, col = (unsigned)ev->start_mark.column + 1;
-    ynode *n;
-    int r;
-
-    if (ev->type == YAML_ALIAS_EVENT)
-        return fail_at(c, -EINVAL, line, col, path, "aliases are not allowed");
-    if (ev->type != YAML_SCALAR_EVENT && ev->type != YAML_SEQUENCE_START_EVENT && ev->type != YAML_MAPPING_START_EVENT)
-        return fail_at(c, -EINVAL, line, col, path, "unexpected YAML event");
-    if (ev_anchor(ev))
-        return fail_at(c, -EINVAL, line, col, path, "anchors are not allowed");
-    if (ev_tag(ev))
-        return fail_at(c, -EINVAL, line, col, path, "tags are not allowed");
-    if (++c->n_nodes > AIK_INV_MAX_NODES)
-        return fail_at(c, -E2BIG, line, col, path, "more than %u nodes in the document", AIK_INV_MAX_NODES);
-    if (depth > AIK_INV_MAX_DEPTH)
-        return fail_at(c, -E2BIG, line, col, path, "nesting deeper than %u levels", AIK_INV_MAX_DEPTH);
-    n = calloc(1, sizeof(*n));
-    if (!n)
-        return -ENOMEM;
-    n->line = line;
-    n->col = col;
-    if (ev->type == YAML_SCALAR_EVENT) {
-        n->type = YN_SCALAR;
-        n->len = ev->data.scalar.length;
-        n->plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
-        if (n->len > AIK_INV_MAX_STRING) {
-            r = fail_at(c, -E2BIG, line, col, path, "string longer than %u bytes", AIK_INV_MAX_STRING);
-            goto fail;
-        }
-        if (memchr(ev->data.scalar.value, '\0', n->len)) {
-            r = fail_at(c, -EINVAL, line, col, path, "string contains a NUL byte");
-            goto fail;
-        }
-        n->str = strndup((const char *)ev->data.scalar.value, n->len);
-        if (!n->str) {
-            r = -ENOMEM;
-            goto fail;
-        }
-    } else {
-        n->type = ev->type == YAML_MAPPING_START_EVENT ? YN_MAP : YN_SEQ;
-        r = build_children(c, n, depth, path);
-        if (r < 0)
-            goto fail;
-    }
-    *ret = n;
-    return 0;
-fail:
-    ynode_free(n);
-    return r;
-}
-
-static int build_document(ctx *c, const void *data, size_t len, ynode **ret_root)
-{
-    yaml_event_t ev;
-    ynode *root = NULL;
-    int r;
-
-    yaml_parser_set_input_string(&c->parser, data, len);
-    if ((r = next_event(c, &ev, "")) < 0)
-        return r;
-    yaml_event_delete(&ev); /* STREAM_START */
-    if ((r = next_event(c, &ev, "")) < 0)
-        return r;
-    if (ev.type == YAML_STREAM_END_EVENT) {
-        yaml_event_delete(&ev);
-        return fail_at(c, -EINVAL, 1, 1, "", "empty document");
-    }
-    yaml_event_delete(&ev); /* DOCUMENT_START */
-    if ((r = next_event(c, &ev, "")) < 0)
-        return r;
-    r = build_node(c, &ev, 0, "", &root);
-    yaml_event_delete(&ev);
-    if (r < 0)
-        return r;
-    if ((r = next_event(c, &ev, "")) < 0) /* DOCUMENT_END */
-        goto fail;
-    yaml_event_delete(&ev);
-    if ((r = next_event(c, &ev, "")) < 0)
-        goto fail;
-    if (ev.type != YAML_STREAM_END_EVENT) {
-        r = fail_at(c, -EINVAL, (unsigned)ev.start_mark.line + 1, (unsigned)ev.start_mark.column + 1, "",
-                    "only one YAML document is allowed");
-        yaml_event_delete(&ev);
-        goto fail;
-    }
-    yaml_event_delete(&ev);
-    *ret_root = root;
-    return 0;
-fail:
-    ynode_free(root);
-    return r;
-}
+/* The schema walk reports in the tree builder's format, so that both stages read alike. */
+typedef aik_yaml_src ctx;
+#define FAILN aik_yaml_fail_node
 
 /* ---------- schema ---------- */
 
-static const char *type_name(yn_type t)
-{
-    return t == YN_SCALAR ? "a scalar" : t == YN_SEQ ? "a sequence" : "a mapping";
-}
-
 static void path_key(char *out, const char *parent, const char *key)
 {
-    snprintf(out, PATH_LEN, "%s%s%s", parent, parent[0] ? "." : "", key);
+    aik_yaml_path_key(out, PATH_LEN, parent, key);
 }
 
 /* Refuse keys outside `allowed` (NULL-terminated) and check `required`. */
-static int check_keys(ctx *c, const ynode *map, const char *path, const char *const *allowed,
+static int check_keys(ctx *c, const aik_ynode *map, const char *path, const char *const *allowed,
                       const char *const *required)
 {
     char sub[PATH_LEN];
-    if (map->type != YN_MAP)
-        return FAILN(c, map, path, "expected a mapping, got %s", type_name(map->type));
+    if (map->type != AIK_YN_MAP)
+        return FAILN(c, map, path, "expected a mapping, got %s", aik_ynode_type_name(map->type));
     for (size_t i = 0; i < map->n; i += 2) {
         bool ok = false;
         for (const char *const *a = allowed; *a; a++)
@@ -297,32 +64,24 @@ static int check_keys(ctx *c, const ynode *map, const char *path, const char *co
     return 0;
 }
 
-static const ynode *get(const ynode *map, const char *key)
-{
-    for (size_t i = 0; i < map->n; i += 2)
-        if (strcmp(map->items[i]->str, key) == 0)
-            return map->items[i + 1];
-    return NULL;
-}
-
 /* A key check_keys() has verified as required. Never NULL: the sentinel
  * only keeps the compiler's null-dereference analysis honest. */
-static const ynode *need(const ynode *map, const char *key)
+static const aik_ynode *need(const aik_ynode *map, const char *key)
 {
-    static const ynode absent = { .type = YN_MAP };
-    const ynode *v = get(map, key);
+    static const aik_ynode absent = { .type = AIK_YN_MAP };
+    const aik_ynode *v = aik_ynode_get(map, key);
     return v ? v : &absent;
 }
 
-static int want_scalar(ctx *c, const ynode *n, const char *path)
+static int want_scalar(ctx *c, const aik_ynode *n, const char *path)
 {
-    if (n->type != YN_SCALAR)
-        return FAILN(c, n, path, "expected a scalar, got %s", type_name(n->type));
+    if (n->type != AIK_YN_SCALAR)
+        return FAILN(c, n, path, "expected a scalar, got %s", aik_ynode_type_name(n->type));
     return 0;
 }
 
 /* A plain decimal number within [lo, hi] (no hex, inf, nan). */
-static int get_number(ctx *c, const ynode *n, const char *path, double lo, double hi, double *ret)
+static int get_number(ctx *c, const aik_ynode *n, const char *path, double lo, double hi, double *ret)
 {
     char *end = NULL;
     double v;
@@ -343,7 +102,7 @@ static int get_number(ctx *c, const ynode *n, const char *path, double lo, doubl
 }
 
 /* "123" bytes or "<integer> <unit>". */
-static int get_memory(ctx *c, const ynode *n, const char *path, uint64_t *ret)
+static int get_memory(ctx *c, const aik_ynode *n, const char *path, uint64_t *ret)
 {
     static const struct { const char *unit; uint64_t mul; } units[] = {
         { "B", 1 }, { "KiB", 1ull << 10 }, { "MiB", 1ull << 20 }, { "GiB", 1ull << 30 }, { "TiB", 1ull << 40 },
@@ -381,7 +140,7 @@ static int get_memory(ctx *c, const ynode *n, const char *path, uint64_t *ret)
     return 0;
 }
 
-static int get_id(ctx *c, const ynode *n, const char *path, char *out, size_t cap)
+static int get_id(ctx *c, const aik_ynode *n, const char *path, char *out, size_t cap)
 {
     int r = want_scalar(c, n, path);
     if (r < 0)
@@ -395,25 +154,25 @@ static int get_id(ctx *c, const ynode *n, const char *path, char *out, size_t ca
 }
 
 /* Bits of dtypes: "all" or a sequence of dtype names. */
-static int get_dtypes(ctx *c, const ynode *n, const char *path, uint32_t *ret)
+static int get_dtypes(ctx *c, const aik_ynode *n, const char *path, uint32_t *ret)
 {
     uint32_t bits = 0;
     char sub[PATH_LEN];
-    if (n->type == YN_SCALAR) {
+    if (n->type == AIK_YN_SCALAR) {
         if (strcmp(n->str, "all") != 0)
             return FAILN(c, n, path, "expected 'all' or a sequence of dtypes, got '%s'", n->str);
         *ret = (1u << AIK_DTYPE_COUNT) - 1;
         return 0;
     }
-    if (n->type != YN_SEQ)
-        return FAILN(c, n, path, "expected 'all' or a sequence of dtypes, got %s", type_name(n->type));
+    if (n->type != AIK_YN_SEQ)
+        return FAILN(c, n, path, "expected 'all' or a sequence of dtypes, got %s", aik_ynode_type_name(n->type));
     if (n->n == 0)
         return FAILN(c, n, path, "must list at least one dtype (leave the op out instead)");
     for (size_t i = 0; i < n->n; i++) {
         aik_dtype t;
         snprintf(sub, sizeof(sub), "%s[%zu]", path, i);
-        if (n->items[i]->type != YN_SCALAR)
-            return FAILN(c, n->items[i], sub, "expected a dtype name, got %s", type_name(n->items[i]->type));
+        if (n->items[i]->type != AIK_YN_SCALAR)
+            return FAILN(c, n->items[i], sub, "expected a dtype name, got %s", aik_ynode_type_name(n->items[i]->type));
         if (aik_dtype_from_name(n->items[i]->str, &t) < 0)
             return FAILN(c, n->items[i], sub, "unknown dtype '%s' (f32, f16, bf16, q8_0, q4_0)", n->items[i]->str);
         if (bits & (1u << t))
@@ -430,11 +189,11 @@ static bool op_listable(int op)
     return op != AIK_OP_NONE && op != AIK_OP_TOKENS && op != AIK_OP_WEIGHT;
 }
 
-static int get_ops(ctx *c, const ynode *n, const char *path, uint32_t op_dtypes[32])
+static int get_ops(ctx *c, const aik_ynode *n, const char *path, uint32_t op_dtypes[32])
 {
     char sub[PATH_LEN];
     int r;
-    if (n->type == YN_SCALAR) {
+    if (n->type == AIK_YN_SCALAR) {
         if (strcmp(n->str, "all") != 0)
             return FAILN(c, n, path, "expected 'all' or a mapping of op: dtypes, got '%s'", n->str);
         for (int op = 0; op < AIK_OP_COUNT; op++)
@@ -442,12 +201,12 @@ static int get_ops(ctx *c, const ynode *n, const char *path, uint32_t op_dtypes[
                 op_dtypes[op] = (1u << AIK_DTYPE_COUNT) - 1;
         return 0;
     }
-    if (n->type != YN_MAP)
-        return FAILN(c, n, path, "expected 'all' or a mapping of op: dtypes, got %s", type_name(n->type));
+    if (n->type != AIK_YN_MAP)
+        return FAILN(c, n, path, "expected 'all' or a mapping of op: dtypes, got %s", aik_ynode_type_name(n->type));
     if (n->n == 0)
         return FAILN(c, n, path, "must list at least one op");
     for (size_t i = 0; i < n->n; i += 2) {
-        const ynode *k = n->items[i];
+        const aik_ynode *k = n->items[i];
         int op;
         path_key(sub, path, k->str);
         for (op = 0; op < AIK_OP_COUNT; op++)
@@ -462,13 +221,13 @@ static int get_ops(ctx *c, const ynode *n, const char *path, uint32_t op_dtypes[
     return 0;
 }
 
-static int parse_device(ctx *c, const ynode *n, const char *path, aik_inv_device *d)
+static int parse_device(ctx *c, const aik_ynode *n, const char *path, aik_inv_device *d)
 {
     static const char *const allowed[] = { "id", "kind", "backend", "memory", "gflops", "gbps", "launch_us", "ops",
                                            NULL };
     static const char *const required[] = { "id", "kind", "memory", "gflops", "gbps", "ops", NULL };
     char sub[PATH_LEN];
-    const ynode *v;
+    const aik_ynode *v;
     int r = check_keys(c, n, path, allowed, required);
     if (r < 0)
         return r;
@@ -497,7 +256,7 @@ static int parse_device(ctx *c, const ynode *n, const char *path, aik_inv_device
         return FAILN(c, v, sub, "'%s' is not a device kind (cpu, gpu, npu)", v->str);
     }
 
-    if ((v = get(n, "backend"))) {
+    if ((v = aik_ynode_get(n, "backend"))) {
         path_key(sub, path, "backend");
         if ((r = want_scalar(c, v, sub)) < 0)
             return r;
@@ -520,7 +279,7 @@ static int parse_device(ctx *c, const ynode *n, const char *path, aik_inv_device
     path_key(sub, path, "gbps");
     if ((r = get_number(c, need(n, "gbps"), sub, 1e-3, 1e6, &d->info.declared_gbps)) < 0)
         return r;
-    if ((v = get(n, "launch_us"))) {
+    if ((v = aik_ynode_get(n, "launch_us"))) {
         path_key(sub, path, "launch_us");
         if ((r = get_number(c, v, sub, 0, 1e6, &d->launch_us)) < 0)
             return r;
@@ -537,7 +296,7 @@ static int find_dev(const aik_device_inventory *inv, const char *id)
     return -ENOENT;
 }
 
-static int parse_link(ctx *c, const ynode *n, const char *path, aik_device_inventory *inv, aik_inv_link *l)
+static int parse_link(ctx *c, const aik_ynode *n, const char *path, aik_device_inventory *inv, aik_inv_link *l)
 {
     static const char *const allowed[] = { "from", "to", "gbps", "latency_us", NULL };
     static const char *const required[] = { "from", "to", "gbps", NULL };
@@ -548,7 +307,7 @@ static int parse_link(ctx *c, const ynode *n, const char *path, aik_device_inven
     if (r < 0)
         return r;
     for (int i = 0; i < 2; i++) {
-        const ynode *v = need(n, keys[i]);
+        const aik_ynode *v = need(n, keys[i]);
         path_key(sub, path, keys[i]);
         if ((r = want_scalar(c, v, sub)) < 0)
             return r;
@@ -568,7 +327,7 @@ static int parse_link(ctx *c, const ynode *n, const char *path, aik_device_inven
     if ((r = get_number(c, need(n, "gbps"), sub, 1e-3, 1e6, &l->gbps)) < 0)
         return r;
     l->latency_us = 0;
-    if (get(n, "latency_us")) {
+    if (aik_ynode_get(n, "latency_us")) {
         path_key(sub, path, "latency_us");
         if ((r = get_number(c, need(n, "latency_us"), sub, 0, 1e7, &l->latency_us)) < 0)
             return r;
@@ -576,12 +335,12 @@ static int parse_link(ctx *c, const ynode *n, const char *path, aik_device_inven
     return 0;
 }
 
-static int parse_root(ctx *c, const ynode *root, aik_device_inventory *inv)
+static int parse_root(ctx *c, const aik_ynode *root, aik_device_inventory *inv)
 {
     static const char *const allowed[] = { "schema", "name", "devices", "links", "default_link", NULL };
     static const char *const required[] = { "schema", "name", "devices", NULL };
     char sub[PATH_LEN];
-    const ynode *v;
+    const aik_ynode *v;
     double d;
     int r = check_keys(c, root, "", allowed, required);
     if (r < 0)
@@ -594,25 +353,26 @@ static int parse_root(ctx *c, const ynode *root, aik_device_inventory *inv)
     /* Defaults for device pairs without a link: a PCIe-3 x4-like bus. */
     inv->default_gbps = 4;
     inv->default_latency_us = 20;
-    if ((v = get(root, "default_link"))) {
+    if ((v = aik_ynode_get(root, "default_link"))) {
         static const char *const dl_allowed[] = { "gbps", "latency_us", NULL };
         static const char *const dl_required[] = { "gbps", NULL };
         if ((r = check_keys(c, v, "default_link", dl_allowed, dl_required)) < 0)
             return r;
         if ((r = get_number(c, need(v, "gbps"), "default_link.gbps", 1e-3, 1e6, &inv->default_gbps)) < 0)
             return r;
-        if (get(v, "latency_us") &&
+        if (aik_ynode_get(v, "latency_us") &&
             (r = get_number(c, need(v, "latency_us"), "default_link.latency_us", 0, 1e7, &inv->default_latency_us)) < 0)
             return r;
     }
 
     v = need(root, "devices");
-    if (v->type != YN_SEQ)
-        return FAILN(c, v, "devices", "expected a sequence, got %s", type_name(v->type));
+    if (v->type != AIK_YN_SEQ)
+        return FAILN(c, v, "devices", "expected a sequence, got %s", aik_ynode_type_name(v->type));
     if (v->n == 0)
         return FAILN(c, v, "devices", "must list at least one device");
     if (v->n > AIK_INV_MAX_DEVICES)
-        return fail_at(c, -E2BIG, v->line, v->col, "devices", "more than %u devices", AIK_INV_MAX_DEVICES);
+        return aik_yaml_fail(c->err, c->file, -E2BIG, v->line, v->col, "devices", "more than %u devices",
+                             AIK_INV_MAX_DEVICES);
     for (size_t i = 0; i < v->n; i++) {
         aik_inv_device *dv = &inv->dev[i];
         snprintf(sub, sizeof(sub), "devices[%zu]", i);
@@ -623,11 +383,12 @@ static int parse_root(ctx *c, const ynode *root, aik_device_inventory *inv)
         inv->n_devices = (uint32_t)i + 1;
     }
 
-    if ((v = get(root, "links"))) {
-        if (v->type != YN_SEQ)
-            return FAILN(c, v, "links", "expected a sequence, got %s", type_name(v->type));
+    if ((v = aik_ynode_get(root, "links"))) {
+        if (v->type != AIK_YN_SEQ)
+            return FAILN(c, v, "links", "expected a sequence, got %s", aik_ynode_type_name(v->type));
         if (v->n > AIK_INV_MAX_LINKS)
-            return fail_at(c, -E2BIG, v->line, v->col, "links", "more than %u links", AIK_INV_MAX_LINKS);
+            return aik_yaml_fail(c->err, c->file, -E2BIG, v->line, v->col, "links", "more than %u links",
+                                 AIK_INV_MAX_LINKS);
         for (size_t i = 0; i < v->n; i++) {
             snprintf(sub, sizeof(sub), "links[%zu]", i);
             if ((r = parse_link(c, v->items[i], sub, inv, &inv->link[i])) < 0)
@@ -638,11 +399,25 @@ static int parse_root(ctx *c, const ynode *root, aik_device_inventory *inv)
     return 0;
 }
 
+/* The tree builder's limits: those documented in device_profile.h. The
+ * format has no own cap on sequence length or keys per mapping; the node
+ * cap bounds both. Its structural errors have always named the position
+ * only, and scripts may match on them, so that stays. */
+static const aik_yaml_rules inventory_rules = {
+    .max_nodes = AIK_INV_MAX_NODES,
+    .max_depth = AIK_INV_MAX_DEPTH,
+    .depth_rule = AIK_YAML_DEPTH_NODES,
+    .max_seq = AIK_INV_MAX_NODES,
+    .max_keys = AIK_INV_MAX_NODES,
+    .max_string = AIK_INV_MAX_STRING,
+    .position_only = true,
+};
+
 int aik_device_inventory_parse(const char *file, const void *data, size_t len, aik_device_inventory *ret_inv,
                                aik_error *err)
 {
     ctx c = { .file = file ? file : "<inventory>", .err = err };
-    ynode *root = NULL;
+    aik_ynode *root = NULL;
     aik_device_inventory *inv = NULL;
     int r;
 
@@ -653,19 +428,14 @@ int aik_device_inventory_parse(const char *file, const void *data, size_t len, a
     inv = calloc(1, sizeof(*inv));
     if (!inv)
         return aik_fail(err, -ENOMEM, c.file, "out of memory");
-    if (!yaml_parser_initialize(&c.parser)) {
-        free(inv);
-        return aik_fail(err, -ENOMEM, c.file, "cannot initialise the YAML parser");
-    }
-    r = build_document(&c, data, len, &root);
+    r = aik_yaml_parse(c.file, data, len, &inventory_rules, &root, err);
     if (r == 0)
         r = parse_root(&c, root, inv);
     if (r == 0)
         *ret_inv = *inv;
     else if (r == -ENOMEM && err && !err->message[0])
         aik_fail(err, r, c.file, "out of memory");
-    ynode_free(root);
-    yaml_parser_delete(&c.parser);
+    aik_ynode_free(root);
     free(inv);
     return r;
 }
