@@ -103,7 +103,9 @@ int aik_profile_with_adapter(const char *text, size_t len, const char *file, con
     while (insert_at > mod + 1 && blank_or_comment(LINE(insert_at - 1), LINE_LEN(insert_at - 1)))
         insert_at--;
     aik_sha256_hex(sha256, hex);
-    out = malloc(len + 2 * strlen(file) + 3 * child + 128);
+    /* the original, a newline, and "adapter:", "file:", "sha256:" lines at
+     * indents child, 2·child, 2·child: 5·child + the file name + 90 bytes */
+    out = malloc(len + 1 + 5 * child + strlen(file) + 96);
     if (!out) {
         r = aik_fail(err, -ENOMEM, "profile", "out of memory");
         goto out;

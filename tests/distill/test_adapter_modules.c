@@ -524,6 +524,23 @@ START_TEST(test_profile_edit)
     ck_assert(strstr(t2, "a.alr1") == NULL && strstr(t2, "file: b.alr1") != NULL);
     free(t1);
     free(t2);
+    /* a deep indent (the inserted lines grow with it) and a file without a final newline */
+    {
+        char deep[2048], ind[61], *t3;
+        size_t l3;
+        memset(ind, ' ', 60);
+        ind[60] = '\0';
+        int n = snprintf(deep, sizeof(deep),
+                         "schema: 1\nmodule:\n%sname: aik-test\n%sversion: 1.0.0\n%skind: capability\n"
+                         "%sbase: text.complete\ncapabilities:\n  - id: test.cap\n    version: 1.0.0\n"
+                         "requires:\n  - capability: text.complete\n    version: ^1.0\nexecution:\n  memory: 1 MiB\n"
+                         "  backends: [cpu]",
+                         ind, ind, ind, ind);
+        ck_assert_msg(aik_profile_with_adapter(deep, (size_t)n, "a.alr1", d1, &t3, &l3, &err) == 0, "%s: %s",
+                      err.where, err.message);
+        ck_assert_uint_eq(strlen(t3), l3);
+        free(t3);
+    }
     /* flow style and non-capability profiles are refused */
     static const char flow[] = "schema: 1\nmodule: {name: x, version: 1.0.0, kind: capability, base: text.complete}\n"
                                "capabilities:\n  - id: a.b\n    version: 1.0.0\nrequires:\n  - capability: text.complete\n"
