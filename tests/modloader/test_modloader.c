@@ -1220,6 +1220,18 @@ static const struct {
     { GOOD_MANIFEST_HEAD ",\"signer\":\"" HEX64 "\",\"parents\":[7]}", -EINVAL, "parents[0]" },
     { GOOD_MANIFEST_HEAD ",\"signer\":\"" HEX64 "\",\"profile\":{\"file\":\"p\",\"sha256\":\"" HEX64 "\",\"x\":1}}", -EINVAL, "profile.x" },
     { GOOD_MANIFEST_HEAD ",\"signer\":\"" HEX64 "\",\"profile\":{\"file\":\"p\"}}", -EINVAL, "profile" },
+    /* training_data: the lineage digests of a derived artifact's data */
+    { GOOD_MANIFEST_HEAD ",\"signer\":\"" HEX64 "\",\"training_data\":{}}", -EINVAL, "training_data" },
+    { GOOD_MANIFEST_HEAD ",\"signer\":\"" HEX64 "\",\"training_data\":[7]}", -EINVAL, "training_data[0]" },
+    { GOOD_MANIFEST_HEAD ",\"signer\":\"" HEX64 "\",\"training_data\":[{\"role\":\"x\"}]}", -EINVAL, "training_data[0]" },
+    { GOOD_MANIFEST_HEAD ",\"signer\":\"" HEX64 "\",\"training_data\":[{\"sha256\":\"" HEX64 "\"}]}", -EINVAL,
+      "training_data[0]" },
+    { GOOD_MANIFEST_HEAD ",\"signer\":\"" HEX64 "\",\"training_data\":[{\"role\":\"Bad Role\",\"sha256\":\"" HEX64 "\"}]}",
+      -EINVAL, "training_data[0].role" },
+    { GOOD_MANIFEST_HEAD ",\"signer\":\"" HEX64 "\",\"training_data\":[{\"role\":\"x\",\"sha256\":\"00\"}]}", -EINVAL,
+      "training_data[0].sha256" },
+    { GOOD_MANIFEST_HEAD ",\"signer\":\"" HEX64 "\",\"training_data\":[{\"role\":\"x\",\"sha256\":\"" HEX64 "\",\"y\":1}]}",
+      -EINVAL, "training_data[0].y" },
     { "{\"format\":2}", -EPROTONOSUPPORT, "format" },
     { "{\"format\":\"1\"}", -EINVAL, "format" },
     { "{\"name\":\"a/b\"}", -EINVAL, "name" },
@@ -1249,7 +1261,8 @@ END_TEST
 
 START_TEST(test_manifest_roundtrip_and_limits)
 {
-    const char *json = GOOD_MANIFEST_HEAD ",\"signer\":\"" HEX64 "\",\"parents\":[\"" HEX64 "\"]}";
+    const char *json = GOOD_MANIFEST_HEAD ",\"signer\":\"" HEX64 "\",\"parents\":[\"" HEX64 "\"],"
+                       "\"training_data\":[{\"role\":\"trajectories\",\"sha256\":\"" HEX64 "\"}]}";
     aik_manifest m, m2;
     aik_error err;
     char *out, *big;
@@ -1259,6 +1272,8 @@ START_TEST(test_manifest_roundtrip_and_limits)
     ck_assert_str_eq(m.name, "x");
     ck_assert_uint_eq(m.kind, AIK_MODULE_BACKEND);
     ck_assert_uint_eq(m.n_parents, 1);
+    ck_assert_uint_eq(m.n_data, 1);
+    ck_assert_str_eq(m.data[0].role, "trajectories");
     ck_assert_uint_eq(m.n_payloads, 0);
     ck_assert_int_eq(aik_manifest_write(&m, &out, &len, &err), 0);
     ck_assert_int_eq(aik_manifest_parse(out, len, &m2, &err), 0);
@@ -1281,6 +1296,20 @@ START_TEST(test_manifest_roundtrip_and_limits)
         fclose(f);
         ck_assert_int_eq(aik_manifest_parse(s, n, &m, &err), -E2BIG);
         ck_assert_str_eq(err.where, "payloads");
+        free(s);
+    }
+    /* Too many training_data entries. */
+    {
+        char *s = NULL;
+        size_t n = 0;
+        FILE *f = open_memstream(&s, &n);
+        fprintf(f, GOOD_MANIFEST_HEAD ",\"signer\":\"" HEX64 "\",\"training_data\":[");
+        for (int i = 0; i <= AIK_MANIFEST_MAX_DATA; i++)
+            fprintf(f, "%s{\"role\":\"r%d\",\"sha256\":\"" HEX64 "\"}", i ? "," : "", i);
+        fprintf(f, "]}");
+        fclose(f);
+        ck_assert_int_eq(aik_manifest_parse(s, n, &m, &err), -E2BIG);
+        ck_assert_str_eq(err.where, "training_data");
         free(s);
     }
 }
