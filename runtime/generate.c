@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #include "runtime/generate.h"
 
+#include "scheduler/packed_weights.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +74,10 @@ int aik_session_new(const aik_model *m, const aik_session_config *cfg_in, aik_se
     ecfg.max_batch = s->batch;
     ecfg.ctx_len = cfg.ctx_len;
     ecfg.profile = cfg.profile;
+    /* Packing is a speed-up, not a requirement: without the memory for it
+     * the session runs on the file layout. */
+    if (!cfg.file_layout && m->packed && aik_packed_weights_fill(m->packed, s->pool) == 0)
+        ecfg.packed = m->packed;
     r = aik_cpu_exec_new(m->graph, &ecfg, s->pool, &s->exec, err);
     if (r < 0) {
         aik_session_free(s);

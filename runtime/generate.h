@@ -31,6 +31,11 @@ typedef struct aik_session_config {
     uint32_t ctx_len;   /* 0: the model's */
     uint32_t batch;     /* prompt chunk (tokens per forward pass); 0: 256 */
     bool profile;       /* per-op timing */
+    /* Run quantized matmuls on the weights as the file stores them instead
+     * of the model's packed copies (kernels/cpu/packed.c), which the first
+     * session that wants them makes. For A/B measurements and memory-tight
+     * hosts: packing holds a second copy of the q8_0/q4_0 matrices. */
+    bool file_layout;
     /* Executor choice. NULL (the default): the session owns a CPU executor
      * (scheduler/cpu_exec.h) over the model's graph. Otherwise the session
      * runs on this split executor (scheduler/split_exec.h: a placement plan

@@ -8,6 +8,7 @@
 
 #include "common/error.h"
 #include "modules/llama/llama_arch.h"
+#include "scheduler/packed_weights.h"
 
 const aik_arch_ops *aik_builtin_arch(uint32_t model_type)
 {
@@ -56,6 +57,11 @@ static int finish_open(aik_slm *pkg, bool owns, const aik_arch_ops *arch, aik_mo
     r = aik_graph_build(arch, &m->hp, pkg, &m->graph, err);
     if (r < 0)
         goto fail;
+    r = aik_packed_weights_new(m->graph, &m->packed);
+    if (r < 0) {
+        aik_fail(err, r, "model", "out of memory");
+        goto fail;
+    }
     *ret = m;
     return 0;
 fail:
@@ -95,6 +101,7 @@ void aik_model_free(aik_model *m)
 {
     if (!m)
         return;
+    aik_packed_weights_free(m->packed);
     aik_graph_free(m->graph);
     aik_tokenizer_free(m->tok);
     free(m->layers);

@@ -22,6 +22,9 @@ typedef struct aik_model {
     aik_layer_hparams *layers;
     aik_model_hparams hp;
     bool owns_pkg;        /* false: the package belongs to a verified module */
+    /* packed copies of the quantized matmul weights, filled by the first
+     * session that wants them (scheduler/packed_weights.h) */
+    struct aik_packed_weights *packed;
 } aik_model;
 
 /* Open a package and build its graph. arch is the architecture module's ops

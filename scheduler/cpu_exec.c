@@ -9,6 +9,7 @@
 #include "common/error.h"
 #include "kernels/cpu/cpu_kernels.h"
 #include "scheduler/gemm_threaded.h"
+#include "scheduler/packed_weights.h"
 
 typedef struct buffer {
     float *data;
@@ -31,6 +32,10 @@ struct aik_cpu_exec {
     uint64_t act_bytes, kv_bytes;
     bool profile;
     uint64_t op_ns[AIK_OP_COUNT];
+    /* per node: matmuls run together from this one (see group_matmuls);
+     * 0 for a matmul that an earlier node's group runs */
+    uint8_t *mm_group;
+    const aik_packed_weights *packed; /* NULL: file layout only */
     const aik_lora_ref **lora_of; /* per weight node: the adapter applied now, or NULL */
     float *lora_h;                /* max_batch × max rank: x·Aᵀ */
     size_t lora_h_floats;
@@ -104,6 +109,54 @@ static int plan(aik_cpu_exec *e)
     return 0;
 }
 
+/* Whether two buffers' float ranges (max_batch rows of their node's width)
+ * overlap: the planner may give nodes whose lives do not meet one buffer. */
+static bool same_buffer(const aik_cpu_exec *e, aik_node a, aik_node b)
+{
+    return e->buf_of[a] >= 0 && e->buf_of[a] == e->buf_of[b];
+}
+
+/* Consecutive matmuls that read the same activations with weights of one
+ * dtype and width (q, k, v; gate, up) run as one threaded dispatch: one
+ * quantization of the input and one barrier instead of one each. Weight
+ * nodes between them do no work and may sit in between; anything else ends
+ * a group. A member must write its own buffer, apart from the input and
+ * the other members, since they all run at once. */
+static void group_matmuls(aik_cpu_exec *e)
+{
+    const aik_graph *g = e->g;
+
+    for (aik_node i = 0; i < g->n_nodes; i++) {
+        const aik_gnode *n = &g->nodes[i];
+        if (n->op != AIK_OP_MATMUL) {
+            e->mm_group[i] = 1;
+            continue;
+        }
+        const aik_gnode *w = &g->nodes[n->src[1]];
+        aik_node members[AIK_MATMUL_MAX_PARTS] = { i };
+        int count = 1;
+        for (aik_node j = i + 1; j < g->n_nodes && count < AIK_MATMUL_MAX_PARTS; j++) {
+            const aik_gnode *m = &g->nodes[j];
+            if (m->op == AIK_OP_WEIGHT)
+                continue;
+            if (m->op != AIK_OP_MATMUL || m->src[0] != n->src[0])
+                break;
+            const aik_gnode *wm = &g->nodes[m->src[1]];
+            bool ok = wm->dtype == w->dtype && wm->shape[0] == w->shape[0] && !same_buffer(e, j, n->src[0]) &&
+                      !aik_packed_weights_get(e->packed, m->src[1]) == !aik_packed_weights_get(e->packed, n->src[1]);
+            for (int k = 0; ok && k < count; k++)
+                ok = !same_buffer(e, j, members[k]);
+            if (!ok)
+                break;
+            members[count++] = j;
+        }
+        e->mm_group[i] = (uint8_t)count;
+        for (int k = 1; k < count; k++)
+            e->mm_group[members[k]] = 0;
+        i = members[count - 1];
+    }
+}
+
 int aik_cpu_exec_new(const aik_graph *g, const aik_cpu_exec_config *cfg, aik_threadpool *pool,
                      aik_cpu_exec **ret_exec, aik_error *err)
 {
@@ -121,6 +174,7 @@ int aik_cpu_exec_new(const aik_graph *g, const aik_cpu_exec_config *cfg, aik_thr
     e->max_batch = cfg->max_batch;
     e->ctx_len = cfg->ctx_len ? cfg->ctx_len : g->hp.ctx_len;
     e->profile = cfg->profile;
+    e->packed = cfg->packed;
     if (e->ctx_len == 0 || e->ctx_len > AIK_SLM_MAX_CTX) {
         aik_cpu_exec_free(e);
         return aik_fail(err, -EINVAL, "executor", "context length %u out of range", e->ctx_len);
@@ -134,6 +188,10 @@ int aik_cpu_exec_new(const aik_graph *g, const aik_cpu_exec_config *cfg, aik_thr
     if (r < 0)
         goto fail;
     r = -ENOMEM;
+    e->mm_group = calloc((size_t)g->n_nodes, 1);
+    if (!e->mm_group)
+        goto fail;
+    group_matmuls(e);
     for (aik_node i = 0; i < g->n_nodes; i++) {
         const aik_gnode *n = &g->nodes[i];
         if (n->op == AIK_OP_MATMUL) {
@@ -191,6 +249,7 @@ void aik_cpu_exec_free(aik_cpu_exec *e)
     free(e->att_scratch);
     free(e->lora_of);
     free(e->lora_h);
+    free(e->mm_group);
     free(e);
 }
 
@@ -372,12 +431,28 @@ int aik_cpu_exec_run(aik_cpu_exec *e, const int32_t *tokens, uint32_t n_tokens, 
             break;
         }
         case AIK_OP_MATMUL: {
+            if (e->mm_group[i] == 0) /* ran with its group */
+                break;
             const aik_gnode *w = &g->nodes[n->src[1]];
-            aik_matmul_threaded(e->pool, w->dtype, w->data, out_of(e, n->src[0]), e->mm_scratch, y,
-                                (int64_t)w->shape[1], (int64_t)w->shape[0], rows);
-            const aik_lora_ref *lr = e->lora_of ? e->lora_of[n->src[1]] : NULL;
-            if (lr)
-                lora_apply(e, lr, out_of(e, n->src[0]), y, rows, (int64_t)w->shape[0], (int64_t)w->shape[1]);
+            aik_matmul_part parts[AIK_MATMUL_MAX_PARTS];
+            aik_node member[AIK_MATMUL_MAX_PARTS];
+            int n_parts = 0;
+            for (aik_node j = i; n_parts < e->mm_group[i]; j++)
+                if (g->nodes[j].op == AIK_OP_MATMUL) {
+                    const aik_gnode *wj = &g->nodes[g->nodes[j].src[1]];
+                    const void *packed = aik_packed_weights_get(e->packed, g->nodes[j].src[1]);
+                    member[n_parts] = j;
+                    parts[n_parts++] = (aik_matmul_part){ packed ? packed : wj->data, out_of(e, j),
+                                                          (int64_t)wj->shape[1], packed != NULL };
+                }
+            aik_matmul_threaded_parts(e->pool, w->dtype, parts, n_parts, out_of(e, n->src[0]), e->mm_scratch,
+                                      (int64_t)w->shape[0], rows);
+            for (int k = 0; e->lora_of && k < n_parts; k++) {
+                const aik_node wn = g->nodes[member[k]].src[1];
+                if (e->lora_of[wn])
+                    lora_apply(e, e->lora_of[wn], out_of(e, n->src[0]), parts[k].Y, rows,
+                               (int64_t)g->nodes[wn].shape[0], (int64_t)g->nodes[wn].shape[1]);
+            }
             break;
         }
         case AIK_OP_ADD:

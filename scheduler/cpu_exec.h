@@ -21,6 +21,11 @@ typedef struct aik_cpu_exec_config {
     uint32_t max_batch; /* most tokens per run() call (prompt chunk size) */
     uint32_t ctx_len;   /* KV-cache positions; 0 = the model's ctx_len */
     bool profile;       /* accumulate time per op (aik_cpu_exec_op_times) */
+    /* Packed copies of the graph's quantized matmul weights
+     * (scheduler/packed_weights.h), already filled, outliving the
+     * executor; matmuls whose weight has one run on it. NULL: the file
+     * layout everywhere. */
+    const struct aik_packed_weights *packed;
 } aik_cpu_exec_config;
 
 /* Plan buffers and allocate the KV cache. The graph and the pool must outlive

@@ -10,6 +10,7 @@
  * worker has acknowledged the generation — only then may the job
  * description be overwritten by the next call.
  */
+#include <assert.h>
 #include <errno.h>
 #include <limits.h>
 #include <linux/futex.h>
@@ -267,36 +268,57 @@ void aik_threadpool_parallel_for(aik_threadpool *pool, int n_tasks,
 
 struct matmul_job {
     aik_dtype wt;
-    const void *W;
+    const aik_matmul_part *parts;
+    int n_parts;
+    int first_task[AIK_MATMUL_MAX_PARTS + 1]; /* tasks of part p: [first_task[p], first_task[p+1]) */
     const float *X;
     void *scratch;
-    float *Y;
-    int64_t M, K, N, chunk;
+    int64_t K, N, chunk;
 };
+
+static void prepare_row(const struct matmul_job *j, int64_t n)
+{
+    if (j->parts[0].packed)
+        aik_matmul_prepare_row_packed(j->wt, j->X, j->K, n, j->scratch);
+    else
+        aik_matmul_prepare_row(j->wt, j->X, j->K, n, j->scratch);
+}
 
 static void matmul_prepare_task(void *ctxp, int task, int thread)
 {
-    struct matmul_job *j = ctxp;
     (void)thread;
-    aik_matmul_prepare_row(j->wt, j->X, j->K, task, j->scratch);
+    prepare_row(ctxp, task);
 }
 
 static void matmul_rows_task(void *ctxp, int task, int thread)
 {
     struct matmul_job *j = ctxp;
-    const int64_t m0 = (int64_t)task * j->chunk;
-    const int64_t m1 = m0 + j->chunk < j->M ? m0 + j->chunk : j->M;
-    aik_matmul_rows(j->wt, j->W, j->X, j->scratch, j->Y, j->M, j->K, j->N, m0, m1);
+    int p = 0;
+    (void)thread;
+    while (task >= j->first_task[p + 1])
+        p++;
+    const aik_matmul_part *part = &j->parts[p];
+    const int64_t m0 = (int64_t)(task - j->first_task[p]) * j->chunk;
+    const int64_t m1 = m0 + j->chunk < part->M ? m0 + j->chunk : part->M;
+    if (part->packed)
+        aik_matmul_rows_packed(j->wt, part->W, j->scratch, part->Y, part->M, j->K, j->N, m0, m1);
+    else
+        aik_matmul_rows(j->wt, part->W, j->X, j->scratch, part->Y, part->M, j->K, j->N, m0, m1);
 }
 
-void aik_matmul_threaded(aik_threadpool *pool, aik_dtype wt, const void *W,
-                         const float *X, void *scratch, float *Y, int64_t M,
-                         int64_t K, int64_t N)
+void aik_matmul_threaded_parts(aik_threadpool *pool, aik_dtype wt, const aik_matmul_part *parts,
+                               int n_parts, const float *X, void *scratch, int64_t K, int64_t N)
 {
     const int nt = aik_threadpool_size(pool);
-    struct matmul_job j = { wt, W, X, scratch, Y, M, K, N, 0 };
+    struct matmul_job j = { .wt = wt, .parts = parts, .n_parts = n_parts, .X = X, .scratch = scratch, .K = K, .N = N };
+    int64_t total = 0;
 
-    if (M <= 0 || N <= 0)
+    assert(n_parts >= 1 && n_parts <= AIK_MATMUL_MAX_PARTS);
+    for (int p = 0; p < n_parts; p++) {
+        assert(parts[p].packed == parts[0].packed);
+        total += parts[p].M;
+    }
+    if (total <= 0 || N <= 0)
         return;
     if (aik_matmul_scratch_size(wt, K, N) > 0) {
         /* quantizing a row takes ~0.1 us per 32 values: only worth a
@@ -304,17 +326,31 @@ void aik_matmul_threaded(aik_threadpool *pool, aik_dtype wt, const void *W,
         if (N > 1 && N <= INT_MAX && N * K >= 32768)
             aik_threadpool_parallel_for(pool, (int)N, matmul_prepare_task, &j);
         else
-            aik_matmul_prepare(wt, X, K, N, scratch);
+            for (int64_t n = 0; n < N; n++)
+                prepare_row(&j, n);
     }
-    /* A few chunks per thread so a thread slowed by a neighbour on the
-     * machine does not hold the others up; chunks are multiples of 4 rows
-     * (the dot4 kernel) and at least 16 rows so dispatch stays cheap. */
-    int64_t chunk = (M + (int64_t)nt * 4 - 1) / ((int64_t)nt * 4);
+    /* A few chunks per thread over all the parts' rows together, so a
+     * thread slowed by a neighbour on the machine does not hold the others
+     * up; chunks are multiples of 4 rows (the dot4 kernel) and at least 16
+     * rows so dispatch stays cheap; packed weights take whole groups of 16
+     * rows. A chunk never straddles two parts. */
+    int64_t chunk = (total + (int64_t)nt * 4 - 1) / ((int64_t)nt * 4);
     if (chunk < 16)
         chunk = 16;
-    chunk = (chunk + 3) & ~(int64_t)3;
+    chunk = parts[0].packed ? (chunk + 15) & ~(int64_t)15 : (chunk + 3) & ~(int64_t)3;
     j.chunk = chunk;
-    const int64_t n_chunks = (M + chunk - 1) / chunk;
-    /* n_chunks <= 4 * nt + 1 by the choice of chunk: fits an int */
-    aik_threadpool_parallel_for(pool, (int)n_chunks, matmul_rows_task, &j);
+    /* at most 4 * nt + 1 + n_parts tasks by the choice of chunk: fits an int */
+    j.first_task[0] = 0;
+    for (int p = 0; p < n_parts; p++)
+        j.first_task[p + 1] = j.first_task[p] + (int)((parts[p].M + chunk - 1) / chunk);
+    aik_threadpool_parallel_for(pool, j.first_task[n_parts], matmul_rows_task, &j);
+}
+
+void aik_matmul_threaded(aik_threadpool *pool, aik_dtype wt, const void *W,
+                         const float *X, void *scratch, float *Y, int64_t M,
+                         int64_t K, int64_t N)
+{
+    const aik_matmul_part part = { W, Y, M, false };
+    if (M > 0)
+        aik_matmul_threaded_parts(pool, wt, &part, 1, X, scratch, K, N);
 }

@@ -9,6 +9,7 @@
 #ifndef AIK_SCHEDULER_THREADPOOL_H
 #define AIK_SCHEDULER_THREADPOOL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "aik/tensor.h"
@@ -51,6 +52,22 @@ void aik_threadpool_parallel_for(aik_threadpool *pool, int n_tasks,
 void aik_matmul_threaded(aik_threadpool *pool, aik_dtype wt, const void *W,
                          const float *X, void *scratch, float *Y, int64_t M,
                          int64_t K, int64_t N);
+
+/* Several matmuls over the same activations X (K columns, N rows) in one
+ * dispatch: Y_p = W_p * X^T for every part. Decode runs q, k and v (and
+ * gate and up) this way: X is quantized once, and the short k and v
+ * matmuls share one hand-off and one barrier with q instead of paying
+ * their own. Parts must not overlap X or each other. 1 <= n_parts <=
+ * AIK_MATMUL_MAX_PARTS. */
+#define AIK_MATMUL_MAX_PARTS 8
+typedef struct aik_matmul_part {
+    const void *W; /* M x K weights of the call's dtype */
+    float *Y;      /* N x M outputs */
+    int64_t M;
+    bool packed;   /* W is aik_matmul_pack'ed; the same for every part */
+} aik_matmul_part;
+void aik_matmul_threaded_parts(aik_threadpool *pool, aik_dtype wt, const aik_matmul_part *parts,
+                               int n_parts, const float *X, void *scratch, int64_t K, int64_t N);
 
 #ifdef __cplusplus
 }

@@ -656,6 +656,88 @@ static inline __m256 qstep(__m256 acc, __m256i u, const aik_xblock *x, float dw)
 
 DEF_QDOT(q8_0)
 DEF_QDOT(q4_0)
+
+/* Packed layout (kernels/cpu/packed.c): one zmm lane per weight row, 16
+ * rows per group; per block and activation row, 8 vpdpbusd (q8_0) or 4 + 4
+ * on the masked nibbles (q4_0) sum the block exactly in int32, then one
+ * conversion and two FMAs serve all 16 rows. The high q4_0 nibbles enter
+ * as 16 q (masked in place) into their own sum, shifted back exactly. The
+ * next blocks are prefetched at a steady distance: the group is one
+ * contiguous stream. n_x is a compile-time constant in each instance. */
+#define PACKED_PF_BYTES 2048
+
+static inline __m512i xquad(const aik_xblock *x, int q)
+{
+    int32_t v;
+    memcpy(&v, x->qs + 4 * q, 4);
+    return _mm512_set1_epi32(v);
+}
+
+static inline __attribute__((always_inline)) void
+packed16(bool q4, const void *group, int64_t nb, const aik_xblock *x, int64_t xs, int n_x, float *y,
+         int64_t ys)
+{
+    const size_t bbytes = q4 ? 32 + 256 : 32 + 512;
+    const __m512i lo = _mm512_set1_epi8(0x0f), hi = _mm512_set1_epi8((char)0xf0);
+    __m512 acc[4][2];
+    for (int j = 0; j < n_x; j++)
+        acc[j][0] = acc[j][1] = _mm512_setzero_ps();
+    const char *o = group;
+    for (int64_t b = 0; b < nb; b++, o += bbytes) {
+        for (size_t l = 0; l < bbytes; l += 64)
+            _mm_prefetch(o + PACKED_PF_BYTES + l, _MM_HINT_T0);
+        __m512i a[4], ah[4];
+        for (int j = 0; j < n_x; j++)
+            a[j] = ah[j] = _mm512_setzero_si512();
+        if (q4) {
+            for (int p = 0; p < 4; p++) {
+                const __m512i v = _mm512_loadu_si512(o + 32 + 64 * p);
+                const __m512i vl = _mm512_and_si512(v, lo), vh = _mm512_and_si512(v, hi);
+                for (int j = 0; j < n_x; j++) {
+                    a[j] = _mm512_dpbusd_epi32(a[j], vl, xquad(x + j * xs + b, p));
+                    ah[j] = _mm512_dpbusd_epi32(ah[j], vh, xquad(x + j * xs + b, p + 4));
+                }
+            }
+            for (int j = 0; j < n_x; j++)
+                a[j] = _mm512_add_epi32(a[j], _mm512_srai_epi32(ah[j], 4));
+        } else {
+            /* two chains per row so the vpdpbusd latency overlaps */
+            for (int q = 0; q < 8; q += 2) {
+                const __m512i v0 = _mm512_loadu_si512(o + 32 + 64 * q);
+                const __m512i v1 = _mm512_loadu_si512(o + 32 + 64 * (q + 1));
+                for (int j = 0; j < n_x; j++) {
+                    a[j] = _mm512_dpbusd_epi32(a[j], v0, xquad(x + j * xs + b, q));
+                    ah[j] = _mm512_dpbusd_epi32(ah[j], v1, xquad(x + j * xs + b, q + 1));
+                }
+            }
+            for (int j = 0; j < n_x; j++)
+                a[j] = _mm512_add_epi32(a[j], ah[j]);
+        }
+        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)o));
+        for (int j = 0; j < n_x; j++) {
+            const aik_xblock *xb = x + j * xs + b;
+            const __m512 t = _mm512_fmsub_ps(_mm512_cvtepi32_ps(a[j]), _mm512_set1_ps(xb->d),
+                                             _mm512_set1_ps(xb->c));
+            acc[j][b & 1] = _mm512_fmadd_ps(t, dw, acc[j][b & 1]);
+        }
+    }
+    for (int j = 0; j < n_x; j++)
+        _mm512_storeu_ps(y + j * ys, _mm512_add_ps(acc[j][0], acc[j][1]));
+}
+
+#define DEF_QDOT16(T, Q4)                                                                \
+    static void avx512_qdot16_##T(const void *g, int64_t nb, const aik_xblock *x,         \
+                                  int64_t xs, int n_x, float *y, int64_t ys)              \
+    {                                                                                     \
+        switch (n_x) {                                                                    \
+        case 1: packed16(Q4, g, nb, x, xs, 1, y, ys); break;                              \
+        case 2: packed16(Q4, g, nb, x, xs, 2, y, ys); break;                              \
+        case 3: packed16(Q4, g, nb, x, xs, 3, y, ys); break;                              \
+        default: packed16(Q4, g, nb, x, xs, 4, y, ys); break;                             \
+        }                                                                                 \
+    }
+DEF_QDOT16(q8_0, false)
+DEF_QDOT16(q4_0, true)
 #endif
 
 /* ------------------------------------------------ element-wise / rows --- */
@@ -800,6 +882,7 @@ const aik_cpu_ops OPS_NAME = {
     .qdot = { [AIK_DTYPE_Q8_0] = avx512_qdot_q8_0, [AIK_DTYPE_Q4_0] = avx512_qdot_q4_0 },
     .qdot4 = { [AIK_DTYPE_Q8_0] = avx512_qdot4_q8_0, [AIK_DTYPE_Q4_0] = avx512_qdot4_q4_0 },
     .qdot4x2 = { [AIK_DTYPE_Q8_0] = avx512_qdot4x2_q8_0, [AIK_DTYPE_Q4_0] = avx512_qdot4x2_q4_0 },
+    .qdot16 = { [AIK_DTYPE_Q8_0] = avx512_qdot16_q8_0, [AIK_DTYPE_Q4_0] = avx512_qdot16_q4_0 },
 #endif
     .quantize_q8_0 = avx512_quantize_q8_0,
     .fp16_to_f32 = avx512_fp16_to_f32,

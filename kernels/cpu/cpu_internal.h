@@ -44,8 +44,12 @@ typedef struct aik_xblock {
     int8_t qs[32];
     float dv[8];
     float cv[8];
+    /* for the packed kernels (packed.c): the block's d_x and
+     * c = d_x * (bias * S), S the sum of all 32 qs, bias 128 (q8_0) or 8
+     * (q4_0): the block sum is then (sum u * x) * d - c */
+    float d, c;
 } aik_xblock;
-_Static_assert(sizeof(aik_xblock) == 96, "aik_xblock must be 96 bytes");
+_Static_assert(sizeof(aik_xblock) == 104, "aik_xblock must be 104 bytes");
 
 /* The integer matmul kernels (optional members of the table below): 1, 4
  * and 4 x 2 rows, as aik_dot_fn / aik_dot4_fn / aik_dot4x2_fn but with x as
@@ -58,6 +62,14 @@ typedef void (*aik_qdot4x2_fn)(const void *w, size_t stride, const aik_xblock *x
                                const aik_xblock *x1, int64_t n, float out0[4],
                                float out1[4]);
 
+/* The packed-layout kernel (packed.c describes the layout): the 16 rows of
+ * one packed group against n_x (1..4) prepared activation rows, x row j at
+ * x + j * x_stride blocks; y row j at y + j * y_stride, 16 values. Must
+ * compute exactly what aik_packed_group_scalar computes (same operations,
+ * same order), so results do not depend on the ISA level that ran them. */
+typedef void (*aik_qdot16_fn)(const void *group, int64_t nb, const aik_xblock *x,
+                              int64_t x_stride, int n_x, float *y, int64_t y_stride);
+
 typedef struct aik_cpu_ops {
     aik_dot_fn dot[AIK_DTYPE_COUNT];   /* w of dtype t, x f32 or q8_0 */
     aik_dot4_fn dot4[AIK_DTYPE_COUNT];
@@ -68,6 +80,9 @@ typedef struct aik_cpu_ops {
     aik_qdot_fn qdot[AIK_DTYPE_COUNT];
     aik_qdot4_fn qdot4[AIK_DTYPE_COUNT];
     aik_qdot4x2_fn qdot4x2[AIK_DTYPE_COUNT];
+    /* optional, q8_0 / q4_0: the packed-layout kernel; weights are packed
+     * (aik_matmul_pack_size > 0) only where the active level has it */
+    aik_qdot16_fn qdot16[AIK_DTYPE_COUNT];
     void (*quantize_q8_0)(const float *x, void *blocks, int64_t n);
     void (*fp16_to_f32)(const uint16_t *src, float *dst, int64_t n);
     void (*f32_to_fp16)(const float *src, uint16_t *dst, int64_t n);
@@ -101,6 +116,16 @@ extern const aik_cpu_ops aik_cpu_ops_avx512vnni;
  * aik_matmul_prepare calls before any qdot kernel runs. */
 extern float aik_cpu_fp16_table[65536];
 void aik_cpu_fp16_table_init(void);
+
+/* The packed-layout kernel in plain C: the definition the SIMD ones match
+ * bit for bit, and what runs packed weights at a level without one. */
+void aik_packed_group_scalar(aik_dtype wt, const void *group, int64_t nb, const aik_xblock *x,
+                             int64_t x_stride, int n_x, float *y, int64_t y_stride);
+
+/* Bytes of the packed layout of an M x K matrix of type wt whatever the
+ * level (aik_matmul_pack_size also asks whether the level has a packed
+ * kernel); 0 where the layout does not apply. */
+size_t aik_packed_bytes(aik_dtype wt, int64_t M, int64_t K);
 
 /* Table of the active level. */
 const aik_cpu_ops *aik_cpu_ops_active(void);

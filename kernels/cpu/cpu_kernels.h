@@ -136,7 +136,7 @@ float aik_vec_dot_q4_0_q8_0(const void *w, const void *x, int64_t n);
  */
 
 /* Bytes of scratch needed for (wt, K, N): 0 for float weights, else
- * N * K/32 * 96 (the layout depends on the ISA level: q8_0 blocks, or the
+ * N * K/32 * 104 (the layout depends on the ISA level: q8_0 blocks, or the
  * blocks the VNNI kernels read). Returns SIZE_MAX if the size overflows. */
 size_t aik_matmul_scratch_size(aik_dtype wt, int64_t K, int64_t N);
 
@@ -154,6 +154,37 @@ void aik_matmul_prepare_row(aik_dtype wt, const float *X, int64_t K, int64_t n,
 void aik_matmul_rows(aik_dtype wt, const void *W, const float *X,
                      const void *scratch, float *Y, int64_t M, int64_t K,
                      int64_t N, int64_t m_begin, int64_t m_end);
+
+/*
+ * Packed weights (kernels/cpu/packed.c has the layout and why): q8_0 and
+ * q4_0 matrices repacked once, 16 rows interleaved, for a kernel that
+ * serves 16 rows per operation. Same Y as aik_matmul up to rounding;
+ * bitwise equal across ISA levels, row splits and N.
+ */
+
+/* Bytes of the packed copy of an M x K matrix of type wt, or 0 when it is
+ * not worth packing here: not q8_0/q4_0, K not whole blocks, M < 16, or the
+ * active ISA level has no packed kernel (then keep the file layout). */
+size_t aik_matmul_pack_size(aik_dtype wt, int64_t M, int64_t K);
+
+/* Pack W (file layout) into dst (aik_matmul_pack_size bytes; 64-byte
+ * alignment is best). aik_matmul_pack_groups packs the groups of 16 rows
+ * [g_begin, g_end) only (the tail rows come with the last group), so the
+ * work can be split over threads. */
+void aik_matmul_pack(aik_dtype wt, const void *W, int64_t M, int64_t K, void *dst);
+void aik_matmul_pack_groups(aik_dtype wt, const void *W, int64_t M, int64_t K, int64_t g_begin,
+                            int64_t g_end, void *dst);
+
+/* Step 1 for packed weights: activation row n in the layout the packed
+ * kernels read (whatever the level); scratch as for aik_matmul_prepare. */
+void aik_matmul_prepare_row_packed(aik_dtype wt, const float *X, int64_t K, int64_t n,
+                                   void *scratch);
+
+/* Step 2 for packed weights P. m_begin must be a multiple of 16, m_end a
+ * multiple of 16 or M. Runs at any level (plain C where there is no packed
+ * kernel). */
+void aik_matmul_rows_packed(aik_dtype wt, const void *P, const void *scratch, float *Y,
+                            int64_t M, int64_t K, int64_t N, int64_t m_begin, int64_t m_end);
 
 /* Both steps, single-threaded (tests, small ops). For the threaded version
  * see aik_matmul_threaded in scheduler/threadpool.h. */

@@ -264,12 +264,16 @@ static void prepare_xblocks(const aik_cpu_ops *ops, aik_dtype wt, const float *x
         ops->quantize_q8_0(x + i * AIK_QK8_0, &q, AIK_QK8_0);
         const float d = aik_fp16_to_f32(q.d);
         memcpy(xb[i].qs, q.qs, sizeof(q.qs));
+        int32_t sum = 0;
         for (int l = 0; l < 8; l++) {
             const int32_t s = q.qs[4 * l] + q.qs[4 * l + 1] + q.qs[4 * l + 2] + q.qs[4 * l + 3];
             /* the high q4_0 nibbles enter as 16 q: dividing d by 16 is exact */
             xb[i].dv[l] = wt == AIK_DTYPE_Q4_0 && l >= 4 ? d / 16.0f : d;
             xb[i].cv[l] = d * (float)(bias * s);
+            sum += s;
         }
+        xb[i].d = d;
+        xb[i].c = d * (float)(bias * sum); /* |bias * sum| <= 128 * 4064: exact in float */
     }
 }
 
@@ -287,6 +291,13 @@ void aik_matmul_prepare_row(aik_dtype wt, const float *X, int64_t K, int64_t n,
         const size_t xrow = aik_cpu_row_bytes(AIK_DTYPE_Q8_0, K);
         ops->quantize_q8_0(X + n * K, (char *)scratch + (size_t)n * xrow, K);
     }
+}
+
+void aik_matmul_prepare_row_packed(aik_dtype wt, const float *X, int64_t K, int64_t n,
+                                   void *scratch)
+{
+    assert(is_quantized(wt) && K % AIK_QK8_0 == 0);
+    prepare_xblocks(aik_cpu_ops_active(), wt, X + n * K, (aik_xblock *)scratch + n * (K / AIK_QK8_0), K);
 }
 
 void aik_matmul_prepare(aik_dtype wt, const float *X, int64_t K, int64_t N,

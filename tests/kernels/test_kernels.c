@@ -463,7 +463,7 @@ START_TEST(test_matmul_vs_reference)
     enum { MAXM = 67, MAXK = 576, MAXN = 9 };
     static float wf[MAXM * MAXK], X[MAXN * MAXK], Y[MAXN * MAXM], Yref[MAXN * MAXM];
     static unsigned char W[MAXM * MAXK * 4], xq[MAXK / 32 * 34];
-    static _Alignas(64) unsigned char scratch[MAXN * MAXK / 32 * 96];
+    static _Alignas(64) unsigned char scratch[MAXN * MAXK / 32 * 104];
     fill(wf, MAXM * MAXK, 1.0f);
     fill(X, MAXN * MAXK, 1.0f);
 
@@ -496,7 +496,7 @@ START_TEST(test_matmul_rows_range)
     enum { M = 37, K = 64, N = 3 };
     static float wf[M * K], X[N * K], Y[N * M], Yall[N * M];
     static unsigned char W[M * K * 4];
-    static _Alignas(64) unsigned char scratch[N * K / 32 * 96];
+    static _Alignas(64) unsigned char scratch[N * K / 32 * 104];
     fill(wf, M * K, 1.0f);
     fill(X, N * K, 1.0f);
     FOR_EACH_ISA(isa) {
@@ -525,7 +525,7 @@ START_TEST(test_matmul_batch_invariant)
     enum { M = 45, K = 160, N = 7 };
     static float wf[M * K], X[N * K], Y[N * M], y1[M];
     static unsigned char W[M * K * 4];
-    static _Alignas(64) unsigned char scratch[N * K / 32 * 96];
+    static _Alignas(64) unsigned char scratch[N * K / 32 * 104];
     fill(wf, M * K, 1.0f);
     fill(X, N * K, 1.0f);
     FOR_EACH_ISA(isa) {
@@ -554,7 +554,7 @@ START_TEST(test_matmul_extreme_blocks)
     static aik_block_q8_0 w8[M * NB];
     static aik_block_q4_0 w4[M * NB];
     static float X[N * K], Y[N * M], Yref[N * M];
-    static _Alignas(64) unsigned char scratch[N * NB * 96];
+    static _Alignas(64) unsigned char scratch[N * NB * 104];
     static unsigned char xq[NB * 34];
     for (int i = 0; i < M * NB; i++) {
         w8[i].d = aik_f32_to_fp16(i % 3 == 0 ? 0.5f : 1e-3f * (float)(i + 1));
@@ -583,8 +583,8 @@ START_TEST(test_matmul_scratch_size)
 {
     ck_assert_uint_eq(aik_matmul_scratch_size(AIK_DTYPE_F32, 576, 9), 0);
     ck_assert_uint_eq(aik_matmul_scratch_size(AIK_DTYPE_BF16, 576, 9), 0);
-    ck_assert_uint_eq(aik_matmul_scratch_size(AIK_DTYPE_Q8_0, 576, 9), 9 * 18 * 96);
-    ck_assert_uint_eq(aik_matmul_scratch_size(AIK_DTYPE_Q4_0, 64, 1), 2 * 96);
+    ck_assert_uint_eq(aik_matmul_scratch_size(AIK_DTYPE_Q8_0, 576, 9), 9 * 18 * 104);
+    ck_assert_uint_eq(aik_matmul_scratch_size(AIK_DTYPE_Q4_0, 64, 1), 2 * 104);
     ck_assert_uint_eq(aik_matmul_scratch_size(AIK_DTYPE_Q4_0, INT64_MAX / 2 / 32 * 32, INT64_MAX / 2),
                       SIZE_MAX);
     ck_assert_uint_eq(aik_matmul_scratch_size(AIK_DTYPE_Q4_0, -32, 1), SIZE_MAX);
@@ -601,7 +601,7 @@ START_TEST(test_matmul_threaded)
     static const int64_t shapes[][2] = { { 301, 1 }, { 301, 5 }, { 37, 260 } };
     static float wf[MAXM * K], X[MAXN * K], Y1[MAXN * MAXM], Y2[MAXN * MAXM];
     static unsigned char W[MAXM * K * 4];
-    static _Alignas(64) unsigned char scratch[MAXN * K / 32 * 96];
+    static _Alignas(64) unsigned char scratch[MAXN * K / 32 * 104];
     aik_threadpool *pool = NULL;
     ck_assert_int_eq(aik_threadpool_new(3, &pool), 0);
     fill(wf, MAXM * K, 1.0f);

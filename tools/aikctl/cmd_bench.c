@@ -160,7 +160,7 @@ static int measure(runner *rn, const int32_t *toks, uint32_t n, bool batch, doub
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: aikctl bench PKG [-p N] [-n N] [-r N] [-t N] [--isa scalar|avx2|avx512] [--device cpu|vulkan[N]] [--json]\n"
+    fprintf(f, "usage: aikctl bench PKG [-p N] [-n N] [-r N] [-t N] [--isa scalar|avx2|avx512] [--device cpu|vulkan[N]] [--json] [--profile] [--file-layout]\n"
                "                        [--override SPEC [--devices FILE.yaml] [--plugin-dir DIR [--trust DIR] [--developer]]]\n"
                "  -p N  prompt tokens for ppN (default 512, 0 = skip)\n"
                "  -n N  generated tokens for tgN (default 128, 0 = skip)\n"
@@ -169,7 +169,9 @@ static void usage(FILE *f)
                "  --override SPEC  split plan: layers=0-2:vulkan0,output:cpu0 | gpu-layers=N (docs/placement.md)\n"
                "  --devices FILE   inventory for --override (default: this host's cpu0, vulkanN, pluginN)\n"
                "  --plugin-dir DIR backend plug-ins for --override (devices plugin0..; see aikctl devices)\n"
-               "  --trust DIR      trust store the plug-ins are verified against; --developer: accept unsigned\n");
+               "  --trust DIR      trust store the plug-ins are verified against; --developer: accept unsigned\n"
+               "  --profile        time per decoded token in each op (CPU device only)\n"
+               "  --file-layout    quantized matmuls on the file's weight layout, not the packed copy\n");
 }
 
 /* The plan in force and the mean measured time per segment per run. */
@@ -193,19 +195,42 @@ static void split_print(const aik_split_rig *sr, const seg_times *times, FILE *f
         fprintf(f, "fallback: %s\n", fb->message);
 }
 
+/* Time per decoded token spent in each op (--profile), largest first. */
+static void profile_print(const uint64_t op_ns[AIK_OP_COUNT], double tokens, FILE *f)
+{
+    int order[AIK_OP_COUNT];
+    uint64_t total = 0;
+    for (int k = 0; k < AIK_OP_COUNT; k++) {
+        order[k] = k;
+        total += op_ns[k];
+    }
+    for (int a = 1; a < AIK_OP_COUNT; a++) /* insertion sort: a dozen ops */
+        for (int b = a; b > 0 && op_ns[order[b]] > op_ns[order[b - 1]]; b--) {
+            int t = order[b];
+            order[b] = order[b - 1];
+            order[b - 1] = t;
+        }
+    fprintf(f, "tg profile, per token (%.3f ms in ops):\n", (double)total / tokens / 1e6);
+    for (int k = 0; k < AIK_OP_COUNT && op_ns[order[k]]; k++)
+        fprintf(f, "  %-12s %9.1f us %5.1f%%\n", aik_op_name((aik_op)order[k]),
+                (double)op_ns[order[k]] / tokens / 1e3, total ? 100.0 * (double)op_ns[order[k]] / (double)total : 0.0);
+}
+
 int aikctl_cmd_bench(int argc, char **argv)
 {
-    enum { O_JSON = 256, O_ISA, O_DEVICE, O_OVERRIDE, O_DEVICES, O_PLUGIN_DIR, O_TRUST, O_DEVELOPER };
+    enum { O_JSON = 256, O_ISA, O_DEVICE, O_OVERRIDE, O_DEVICES, O_PLUGIN_DIR, O_TRUST, O_DEVELOPER, O_PROFILE, O_FILE_LAYOUT };
     static const struct option opts[] = {
         { "json", no_argument, 0, O_JSON }, { "isa", required_argument, 0, O_ISA },
         { "device", required_argument, 0, O_DEVICE }, { "help", no_argument, 0, 'h' },
         { "override", required_argument, 0, O_OVERRIDE }, { "devices", required_argument, 0, O_DEVICES },
         { "plugin-dir", required_argument, 0, O_PLUGIN_DIR }, { "trust", required_argument, 0, O_TRUST },
-        { "developer", no_argument, 0, O_DEVELOPER },
+        { "developer", no_argument, 0, O_DEVELOPER }, { "profile", no_argument, 0, O_PROFILE },
+        { "file-layout", no_argument, 0, O_FILE_LAYOUT },
         { 0, 0, 0, 0 },
     };
     uint32_t n_pp = 512, n_tg = 128, reps = 5, threads = 0;
-    bool json = false;
+    bool json = false, profile = false, file_layout = false;
+    uint64_t tg_op_ns[AIK_OP_COUNT] = { 0 };
     const char *device = "cpu", *override = NULL, *devices = NULL, *plugin_dir = NULL;
     const char *trust = getenv("AIK_TRUST_STORE");
     bool developer = false;
@@ -248,11 +273,14 @@ int aikctl_cmd_bench(int argc, char **argv)
         case O_PLUGIN_DIR: plugin_dir = optarg; break;
         case O_TRUST: trust = optarg; break;
         case O_DEVELOPER: developer = true; break;
+        case O_PROFILE: profile = true; break;
+        case O_FILE_LAYOUT: file_layout = true; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
-    if (optind + 1 != argc || reps == 0 || (n_pp == 0 && n_tg == 0) || ((devices || plugin_dir) && !override)) {
+    if (optind + 1 != argc || reps == 0 || (n_pp == 0 && n_tg == 0) || ((devices || plugin_dir) && !override) ||
+        (profile && (override || strcmp(device, "cpu") != 0))) {
         usage(stderr);
         return 2;
     }
@@ -265,7 +293,8 @@ int aikctl_cmd_bench(int argc, char **argv)
         fprintf(stderr, "aikctl bench: %u tokens exceed the model's context of %u\n", need, m->hp.ctx_len);
         goto out;
     }
-    aik_session_config sc = { .n_threads = threads, .ctx_len = need, .batch = n_pp ? n_pp : 1 };
+    aik_session_config sc = { .n_threads = threads, .ctx_len = need, .batch = n_pp ? n_pp : 1, .profile = profile,
+                              .file_layout = file_layout };
     if (override) {
         aik_split_rig_config rig_cfg = {
             .override = override,
@@ -320,11 +349,17 @@ int aikctl_cmd_bench(int argc, char **argv)
         goto out;
     }
     for (uint32_t r = 0; r < reps; r++) {
-        if ((n_pp && measure(&rn, toks, n_pp, true, &pp[r], &err) < 0) ||
-            (n_tg && measure(&rn, toks, n_tg, false, &tg[r], &err) < 0)) {
-            aikctl_print_error("bench", &err);
-            goto out;
-        }
+        if (n_pp && measure(&rn, toks, n_pp, true, &pp[r], &err) < 0)
+            goto bench_failed;
+        /* the profile covers the tg runs only: decode is what it is for */
+        uint64_t before[AIK_OP_COUNT];
+        if (profile)
+            memcpy(before, aik_cpu_exec_op_times(aik_session_exec(s)), sizeof(before));
+        if (n_tg && measure(&rn, toks, n_tg, false, &tg[r], &err) < 0)
+            goto bench_failed;
+        if (profile)
+            for (int k = 0; k < AIK_OP_COUNT; k++)
+                tg_op_ns[k] += aik_cpu_exec_op_times(aik_session_exec(s))[k] - before[k];
     }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
@@ -364,7 +399,12 @@ int aikctl_cmd_bench(int argc, char **argv)
     }
     if (sr)
         split_print(sr, &times, json ? stderr : stdout);
+    if (profile && n_tg)
+        profile_print(tg_op_ns, (double)reps * n_tg, json ? stderr : stdout);
     rc = 0;
+    goto out;
+bench_failed:
+    aikctl_print_error("bench", &err);
 out:
     free(toks);
     free(pp);

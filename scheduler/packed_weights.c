@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: MIT */
+#include "scheduler/packed_weights.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "kernels/cpu/cpu_kernels.h"
+
+struct aik_packed_weights {
+    const aik_graph *g;
+    pthread_mutex_t lock;
+    bool filled;
+    int fill_result;
+    void **copy; /* per node: the packed copy of a weight node, or NULL */
+    uint64_t bytes;
+};
+
+int aik_packed_weights_new(const aik_graph *g, aik_packed_weights **ret)
+{
+    aik_packed_weights *pw = calloc(1, sizeof(*pw));
+    if (!pw)
+        return -ENOMEM;
+    pw->copy = calloc(g->n_nodes ? (size_t)g->n_nodes : 1, sizeof(*pw->copy));
+    if (!pw->copy) {
+        free(pw);
+        return -ENOMEM;
+    }
+    pw->g = g;
+    pthread_mutex_init(&pw->lock, NULL);
+    *ret = pw;
+    return 0;
+}
+
+/* One matrix, its groups of 16 rows split over the pool. */
+typedef struct pack_job {
+    aik_dtype wt;
+    const void *W;
+    int64_t M, K, groups_per_task;
+    void *dst;
+} pack_job;
+
+static void pack_task(void *ctx, int task, int thread)
+{
+    const pack_job *j = ctx;
+    const int64_t groups = j->M / 16, g0 = (int64_t)task * j->groups_per_task;
+    const int64_t g1 = g0 + j->groups_per_task < groups ? g0 + j->groups_per_task : groups;
+    (void)thread;
+    aik_matmul_pack_groups(j->wt, j->W, j->M, j->K, g0, g1, j->dst);
+}
+
+static void drop_copies(aik_packed_weights *pw)
+{
+    for (aik_node i = 0; i < pw->g->n_nodes; i++) {
+        free(pw->copy[i]);
+        pw->copy[i] = NULL;
+    }
+    pw->bytes = 0;
+}
+
+static int fill_locked(aik_packed_weights *pw, aik_threadpool *pool)
+{
+    const aik_graph *g = pw->g;
+    const int nt = aik_threadpool_size(pool);
+
+    for (aik_node i = 0; i < g->n_nodes; i++) {
+        if (g->nodes[i].op != AIK_OP_MATMUL)
+            continue;
+        const aik_node wn = g->nodes[i].src[1];
+        const aik_gnode *w = &g->nodes[wn];
+        /* a tied embedding is the output head's weight once, whatever
+         * reads it elsewhere (get_rows keeps the file layout) */
+        if (pw->copy[wn] || w->op != AIK_OP_WEIGHT)
+            continue;
+        const int64_t M = (int64_t)w->shape[1], K = (int64_t)w->shape[0];
+        const size_t size = aik_matmul_pack_size(w->dtype, M, K);
+        if (size == 0)
+            continue;
+        void *dst = aligned_alloc(64, (size + 63) & ~(size_t)63);
+        if (!dst) {
+            drop_copies(pw);
+            return -ENOMEM;
+        }
+        const int64_t groups = M / 16;
+        pack_job j = { w->dtype, w->data, M, K, (groups + 4 * nt - 1) / (4 * nt), dst };
+        aik_threadpool_parallel_for(pool, (int)((groups + j.groups_per_task - 1) / j.groups_per_task), pack_task,
+                                    &j);
+        pw->copy[wn] = dst;
+        pw->bytes += size;
+    }
+    return 0;
+}
+
+int aik_packed_weights_fill(aik_packed_weights *pw, aik_threadpool *pool)
+{
+    int r;
+    pthread_mutex_lock(&pw->lock);
+    if (!pw->filled) {
+        pw->fill_result = fill_locked(pw, pool);
+        pw->filled = true;
+    }
+    r = pw->fill_result;
+    pthread_mutex_unlock(&pw->lock);
+    return r;
+}
+
+const void *aik_packed_weights_get(const aik_packed_weights *pw, aik_node w)
+{
+    return pw && w >= 0 && w < pw->g->n_nodes ? pw->copy[w] : NULL;
+}
+
+uint64_t aik_packed_weights_bytes(const aik_packed_weights *pw)
+{
+    return pw ? pw->bytes : 0;
+}
+
+void aik_packed_weights_free(aik_packed_weights *pw)
+{
+    if (!pw)
+        return;
+    drop_copies(pw);
+    free(pw->copy);
+    pthread_mutex_destroy(&pw->lock);
+    free(pw);
+}
