@@ -26,7 +26,9 @@ struct aik_cpu_exec {
     int n_bufs;
     void *mm_scratch;      /* quantized activations for matmul */
     size_t mm_scratch_size;
-    float **k_cache, **v_cache; /* per KV slot: ctx_len × kv_cols */
+    /* per KV slot, head-major: kv head h's position p at (h·ctx_len + p)·head_dim,
+     * so attention reads one head's keys and values as one contiguous run */
+    float **k_cache, **v_cache;
     float *att_scratch;    /* per thread: ctx_len scores */
     const int32_t *tokens; /* current run */
     uint64_t act_bytes, kv_bytes;
@@ -356,20 +358,25 @@ typedef struct att_job {
     uint32_t n_rows, pos0;
 } att_job;
 
+/* One task per (row, kv head): the q heads that share a kv head run one
+ * after the other on one thread, so that kv head's keys and values come
+ * from memory once and from L1 for the rest of its group. */
 static void att_task(void *ctx, int task, int thread)
 {
     const att_job *j = ctx;
     const aik_gnode *n = j->n;
-    uint32_t row = (uint32_t)task / n->n_heads, h = (uint32_t)task % n->n_heads;
-    uint32_t group = n->n_heads / n->n_kv_heads, kvh = h / group;
-    uint32_t kv_cols = n->n_kv_heads * n->head_dim;
+    uint32_t row = (uint32_t)task / n->n_kv_heads, kvh = (uint32_t)task % n->n_kv_heads;
+    uint32_t group = n->n_heads / n->n_kv_heads;
     uint32_t pos = j->pos0 + row;
-    const float *q = j->q + (size_t)row * n->n_cols + (size_t)h * n->head_dim;
-    float *out = j->out + (size_t)row * n->n_cols + (size_t)h * n->head_dim;
 
-    aik_attention_head(q, j->e->k_cache[n->layer] + (size_t)kvh * n->head_dim,
-                       j->e->v_cache[n->layer] + (size_t)kvh * n->head_dim, pos + 1, (int)n->head_dim, kv_cols,
-                       n->scale, j->e->att_scratch + (size_t)thread * j->e->ctx_len, out);
+    for (uint32_t h = kvh * group; h < (kvh + 1) * group; h++) {
+        const float *q = j->q + (size_t)row * n->n_cols + (size_t)h * n->head_dim;
+        float *out = j->out + (size_t)row * n->n_cols + (size_t)h * n->head_dim;
+        const size_t base = (size_t)kvh * j->e->ctx_len * n->head_dim;
+        aik_attention_head(q, j->e->k_cache[n->layer] + base, j->e->v_cache[n->layer] + base, pos + 1,
+                           (int)n->head_dim, n->head_dim, n->scale,
+                           j->e->att_scratch + (size_t)thread * j->e->ctx_len, out);
+    }
 }
 
 static void run_attention(aik_cpu_exec *e, const aik_gnode *n, aik_node self, uint32_t n_rows)
@@ -380,9 +387,14 @@ static void run_attention(aik_cpu_exec *e, const aik_gnode *n, aik_node self, ui
     att_job j = { e, n, out_of(e, n->src[0]), out_of(e, self), n_rows, e->n_past };
 
     (void)g;
-    memcpy(e->k_cache[n->layer] + (size_t)e->n_past * kv_cols, k, (size_t)n_rows * kv_cols * sizeof(float));
-    memcpy(e->v_cache[n->layer] + (size_t)e->n_past * kv_cols, v, (size_t)n_rows * kv_cols * sizeof(float));
-    aik_threadpool_parallel_for(e->pool, (int)(n_rows * n->n_heads), att_task, &j);
+    for (uint32_t r = 0; r < n_rows; r++)
+        for (uint32_t h = 0; h < n->n_kv_heads; h++) {
+            const size_t at = ((size_t)h * e->ctx_len + e->n_past + r) * n->head_dim;
+            const size_t from = (size_t)r * kv_cols + (size_t)h * n->head_dim;
+            memcpy(e->k_cache[n->layer] + at, k + from, n->head_dim * sizeof(float));
+            memcpy(e->v_cache[n->layer] + at, v + from, n->head_dim * sizeof(float));
+        }
+    aik_threadpool_parallel_for(e->pool, (int)(n_rows * n->n_kv_heads), att_task, &j);
 }
 
 static uint64_t now_ns(void)

@@ -12,6 +12,9 @@
  * HOT=1 in the environment every layer reuses layer 0's matrices (3.8 MB
  * plus the head: the kernels' own speed, from cache). For before/after
  * comparisons run two builds alternately and compare the best times.
+ * PACKED=1 runs on packed weights (kernels/cpu/packed.c), as sessions do
+ * where the CPU has the packed kernels; FUSE=1 (with PACKED=1) runs q, k, v
+ * and gate, up as one dispatch each, as the executor does.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,7 +49,8 @@ int main(int argc, char **argv)
     const aik_dtype dt = argc > 1 && strcmp(argv[1], "q4_0") == 0 ? AIK_DTYPE_Q4_0 : AIK_DTYPE_Q8_0;
     const int threads = argc > 2 ? atoi(argv[2]) : 2;
     const int reps = argc > 3 ? atoi(argv[3]) : 20;
-    const bool hot = getenv("HOT") != NULL;
+    const bool hot = getenv("HOT") != NULL, packed = getenv("PACKED") != NULL;
+    const bool fuse = packed && getenv("FUSE") != NULL;
     size_t off[N_MATS], total = 0;
     uint64_t seed = 1;
 
@@ -55,6 +59,13 @@ int main(int argc, char **argv)
         uint64_t b;
         if (aik_dtype_bytes(dt, (uint64_t)(shapes[s][0] * shapes[s][1]), &b) < 0)
             return 1;
+        if (packed) {
+            b = aik_matmul_pack_size(dt, shapes[s][0], shapes[s][1]);
+            if (b == 0) {
+                fprintf(stderr, "PACKED: this CPU has no packed kernel\n");
+                return 1;
+            }
+        }
         off[m] = total;
         total += (b + 63) & ~(uint64_t)63;
     }
@@ -72,10 +83,19 @@ int main(int argc, char **argv)
         const int64_t M = shapes[s][0], K = shapes[s][1];
         uint64_t rb;
         aik_dtype_bytes(dt, (uint64_t)K, &rb);
+        unsigned char *dst = W + off[m];
+        if (packed && !(dst = malloc((size_t)M * rb))) {
+            fprintf(stderr, "out of memory\n");
+            return 1;
+        }
         for (int64_t r = 0; r < M; r++) {
             for (int64_t k = 0; k < K; k++)
                 row[k] = rnd(&seed);
-            aik_quantize_row(dt, row, W + off[m] + (size_t)r * rb, K);
+            aik_quantize_row(dt, row, dst + (size_t)r * rb, K);
+        }
+        if (packed) {
+            aik_matmul_pack(dt, dst, M, K, W + off[m]);
+            free(dst);
         }
     }
     for (int k = 0; k < 1536; k++)
@@ -87,8 +107,18 @@ int main(int argc, char **argv)
         for (int m = 0; m < N_MATS; m++) {
             const int s = m == N_MATS - 1 ? PER_LAYER : m % PER_LAYER;
             const int src = hot && m < N_MATS - 1 ? s : m;
+            /* fused: q with k and v (s 0..2), gate with up (s 4..5) */
+            const int n_parts = !fuse ? 1 : s == 0 ? 3 : s == 4 ? 2 : s == 1 || s == 2 || s == 5 ? 0 : 1;
+            if (n_parts == 0)
+                continue;
+            aik_matmul_part parts[3];
+            for (int p = 0; p < n_parts; p++)
+                parts[p] = (aik_matmul_part){ W + off[src + p], y + 4096 * p, shapes[s + p][0], packed };
             const double t1 = now();
-            aik_matmul_threaded(pool, dt, W + off[src], x, scratch, y, shapes[s][0], shapes[s][1], 1);
+            if (packed)
+                aik_matmul_threaded_parts(pool, dt, parts, n_parts, x, scratch, shapes[s][1], 1);
+            else
+                aik_matmul_threaded(pool, dt, W + off[src], x, scratch, y, shapes[s][0], shapes[s][1], 1);
             per[s] += now() - t1;
         }
         const double t = now() - t0;
@@ -96,8 +126,9 @@ int main(int argc, char **argv)
         if (t < best)
             best = t;
     }
-    printf("%s %d threads%s: best %.3f ms/token (%.1f GB/s of weights), mean %.3f ms |",
-           aik_dtype_name(dt), aik_threadpool_size(pool), hot ? " (hot)" : "", best * 1e3,
+    printf("%s%s%s %d threads%s: best %.3f ms/token (%.1f GB/s of weights), mean %.3f ms |",
+           aik_dtype_name(dt), packed ? " packed" : "", fuse ? " fused" : "", aik_threadpool_size(pool),
+           hot ? " (hot)" : "", best * 1e3,
            hot ? 0.0 : (double)total / best / 1e9, sum / reps * 1e3);
     for (int s = 0; s <= PER_LAYER; s++)
         printf(" %s %.0f", shape_names[s], per[s] / reps * 1e6);
