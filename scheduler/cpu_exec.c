@@ -30,6 +30,12 @@ struct aik_cpu_exec {
      * so attention reads one head's keys and values as one contiguous run */
     float **k_cache, **v_cache;
     float *att_scratch;    /* per thread: ctx_len scores */
+    /* rope cos/sin per row of the current run (aik_rope_table), made by
+     * the first rope node of the run and reused by the rest: every layer
+     * rotates by the same angles. Valid for rope_head_dim and rope_theta. */
+    float *rope_cs;
+    int rope_head_dim;
+    float rope_theta;
     const int32_t *tokens; /* current run */
     uint64_t act_bytes, kv_bytes;
     bool profile;
@@ -224,6 +230,12 @@ int aik_cpu_exec_new(const aik_graph *g, const aik_cpu_exec_config *cfg, aik_thr
     e->att_scratch = malloc((size_t)n_threads * e->ctx_len * sizeof(float));
     if (!e->att_scratch)
         goto fail;
+    size_t rope_floats = 0;
+    for (aik_node i = 0; i < g->n_nodes; i++)
+        if (g->nodes[i].op == AIK_OP_ROPE && (size_t)e->max_batch * g->nodes[i].head_dim > rope_floats)
+            rope_floats = (size_t)e->max_batch * g->nodes[i].head_dim;
+    if (rope_floats && !(e->rope_cs = malloc(rope_floats * sizeof(float))))
+        goto fail;
     *ret_exec = e;
     return 0;
 fail:
@@ -252,6 +264,7 @@ void aik_cpu_exec_free(aik_cpu_exec *e)
     free(e->lora_of);
     free(e->lora_h);
     free(e->mm_group);
+    free(e->rope_cs);
     free(e);
 }
 
@@ -422,6 +435,7 @@ int aik_cpu_exec_run(aik_cpu_exec *e, const int32_t *tokens, uint32_t n_tokens, 
             return aik_fail(err, -EINVAL, "executor", "token id %d at %u outside vocabulary of %u", tokens[t], t,
                             g->hp.n_vocab);
     e->tokens = tokens;
+    e->rope_head_dim = 0; /* the angles are per position: new run, new table */
 
     for (aik_node i = 0; i < g->n_nodes; i++) {
         const aik_gnode *n = &g->nodes[i];
@@ -490,9 +504,15 @@ int aik_cpu_exec_run(aik_cpu_exec *e, const int32_t *tokens, uint32_t n_tokens, 
             const float *x = out_of(e, n->src[0]);
             if (y != x)
                 memcpy(y, x, (size_t)rows * n->n_cols * sizeof(float));
+            if (e->rope_head_dim != (int)n->head_dim || e->rope_theta != n->theta) {
+                for (uint32_t r = 0; r < rows; r++)
+                    aik_rope_table((int)n->head_dim, e->n_past + r, n->theta, e->rope_cs + (size_t)r * n->head_dim);
+                e->rope_head_dim = (int)n->head_dim;
+                e->rope_theta = n->theta;
+            }
             for (uint32_t r = 0; r < rows; r++)
-                aik_rope(y + (size_t)r * n->n_cols, (int)n->n_heads, (int)n->head_dim, e->n_past + r, n->theta,
-                         n->rope_mode == AIK_ROPE_NEOX);
+                aik_rope_apply(y + (size_t)r * n->n_cols, (int)n->n_heads, (int)n->head_dim,
+                               e->rope_cs + (size_t)r * n->head_dim, n->rope_mode == AIK_ROPE_NEOX);
             break;
         }
         case AIK_OP_ATTENTION:

@@ -220,6 +220,12 @@ void aik_softmax(float *x, int64_t n);
 void aik_rope(float *x, int n_heads, int head_dim, int64_t pos, float theta,
               bool neox);
 
+/* aik_rope in two steps, so one table serves every layer of a token:
+ * cs[2i], cs[2i+1] = cos, sin of pos * theta^(-2i/head_dim), i < head_dim/2
+ * (head_dim floats), then the rotation. The same values as aik_rope. */
+void aik_rope_table(int head_dim, int64_t pos, float theta, float *cs);
+void aik_rope_apply(float *x, int n_heads, int head_dim, const float *cs, bool neox);
+
 /*
  * Attention of one query head at one position over n_pos cached positions:
  *   s[p]  = scale * dot(q, K_p)          p in [0, n_pos)

@@ -476,24 +476,52 @@ void aik_softmax(float *x, int64_t n)
     aik_cpu_ops_active()->softmax(x, n);
 }
 
+void aik_rope_table(int head_dim, int64_t pos, float theta, float *cs)
+{
+    assert(head_dim % 2 == 0);
+    /* The reference's formula, evaluated faster: sin/cos once per pair,
+     * not per head; the frequencies theta^(-2i/head_dim) as successive
+     * powers of theta^(-2/head_dim) in double (relative error ~1e-15, far
+     * below float). */
+    const double step = pow((double)theta, -2.0 / head_dim);
+    double freq = 1.0;
+    for (int i = 0; i < head_dim / 2; i++, freq *= step) {
+        double sn, cs_;
+        sincos((double)pos * freq, &sn, &cs_);
+        cs[2 * i] = (float)cs_;
+        cs[2 * i + 1] = (float)sn;
+    }
+}
+
+void aik_rope_apply(float *x, int n_heads, int head_dim, const float *cs, bool neox)
+{
+    const int half = head_dim / 2;
+    for (int i = 0; i < half; i++) {
+        const float c = cs[2 * i], s = cs[2 * i + 1];
+        const int i0 = neox ? i : 2 * i;
+        const int i1 = neox ? i + half : 2 * i + 1;
+        for (int h = 0; h < n_heads; h++) {
+            float *v = x + (size_t)h * (size_t)head_dim;
+            const float a = v[i0], b = v[i1];
+            v[i0] = a * c - b * s;
+            v[i1] = a * s + b * c;
+        }
+    }
+}
+
 void aik_rope(float *x, int n_heads, int head_dim, int64_t pos, float theta,
               bool neox)
 {
     assert(head_dim % 2 == 0);
-    const int half = head_dim / 2;
-
-    /* The reference's formula, evaluated faster: decode calls this twice per
-     * layer per token. sin/cos once per pair, not per head; the frequencies
-     * theta^(-2i/head_dim) as successive powers of theta^(-2/head_dim) in
-     * double (relative error ~1e-15, far below float). */
+    /* aik_rope_table and aik_rope_apply pair by pair: no table to size */
     const double step = pow((double)theta, -2.0 / head_dim);
     double freq = 1.0;
-    for (int i = 0; i < half; i++, freq *= step) {
-        double sn, cs;
-        sincos((double)pos * freq, &sn, &cs);
-        const float c = (float)cs, s = (float)sn;
+    for (int i = 0; i < head_dim / 2; i++, freq *= step) {
+        double sn, cs_;
+        sincos((double)pos * freq, &sn, &cs_);
+        const float c = (float)cs_, s = (float)sn;
         const int i0 = neox ? i : 2 * i;
-        const int i1 = neox ? i + half : 2 * i + 1;
+        const int i1 = neox ? i + head_dim / 2 : 2 * i + 1;
         for (int h = 0; h < n_heads; h++) {
             float *v = x + (size_t)h * (size_t)head_dim;
             const float a = v[i0], b = v[i1];
