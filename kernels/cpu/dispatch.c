@@ -542,10 +542,21 @@ void aik_attention_head(const float *q, const float *k_cache,
     /* scores: the cached keys are the rows of a matrix with row stride
      * kv_stride, so the 4-row matmul kernel takes 4 positions per call
      * (q loaded once per 4 keys, no call per position) */
+    /* In decode the cache is cold (a token's weights stream through the
+     * caches between two layers): ask for the keys a few positions ahead
+     * and for the values now, so the weighted sum below finds them in
+     * cache instead of waiting on memory position by position. */
+    const size_t row_bytes = (size_t)head_dim * sizeof(float);
     int64_t p = 0;
-    for (; p + 4 <= n_pos; p += 4)
+    for (; p + 4 <= n_pos; p += 4) {
+        for (int64_t r = p; r < p + 4; r++)
+            for (size_t off = 0; off < row_bytes; off += 64) {
+                __builtin_prefetch((const char *)(k_cache + (r + 8) * kv_stride) + off, 0, 3);
+                __builtin_prefetch((const char *)(v_cache + r * kv_stride) + off, 0, 3);
+            }
         ops->dot4[AIK_DTYPE_F32](k_cache + p * kv_stride, (size_t)kv_stride * sizeof(float), q,
                                  head_dim, scores_scratch + p);
+    }
     for (; p < n_pos; p++)
         scores_scratch[p] = ops->dot[AIK_DTYPE_F32](k_cache + p * kv_stride, q, head_dim);
     ops->scale(scores_scratch, scale, scores_scratch, n_pos);
