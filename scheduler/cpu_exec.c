@@ -410,6 +410,26 @@ static void run_attention(aik_cpu_exec *e, const aik_gnode *n, aik_node self, ui
     aik_threadpool_parallel_for(e->pool, (int)(n_rows * n->n_kv_heads), att_task, &j);
 }
 
+/* The parts of the matmul group that starts at node i (mm_group[i] of
+ * them), with their member nodes when member is not NULL; returns the last
+ * member. */
+static aik_node group_parts(aik_cpu_exec *e, aik_node i, aik_matmul_part *parts, aik_node *member)
+{
+    const aik_graph *g = e->g;
+    aik_node j = i, last = i;
+    for (int k = 0; k < e->mm_group[i]; j++)
+        if (g->nodes[j].op == AIK_OP_MATMUL) {
+            const aik_gnode *wj = &g->nodes[g->nodes[j].src[1]];
+            const void *packed = aik_packed_weights_get(e->packed, g->nodes[j].src[1]);
+            if (member)
+                member[k] = j;
+            parts[k++] = (aik_matmul_part){ packed ? packed : wj->data, out_of(e, j), (int64_t)wj->shape[1],
+                                            packed != NULL };
+            last = j;
+        }
+    return last;
+}
+
 static uint64_t now_ns(void)
 {
     struct timespec ts;
@@ -460,19 +480,22 @@ int aik_cpu_exec_run(aik_cpu_exec *e, const int32_t *tokens, uint32_t n_tokens, 
             if (e->mm_group[i] == 0) /* ran with its group */
                 break;
             const aik_gnode *w = &g->nodes[n->src[1]];
-            aik_matmul_part parts[AIK_MATMUL_MAX_PARTS];
+            aik_matmul_part parts[AIK_MATMUL_MAX_PARTS], next_parts[AIK_MATMUL_MAX_PARTS];
             aik_node member[AIK_MATMUL_MAX_PARTS];
-            int n_parts = 0;
-            for (aik_node j = i; n_parts < e->mm_group[i]; j++)
-                if (g->nodes[j].op == AIK_OP_MATMUL) {
-                    const aik_gnode *wj = &g->nodes[g->nodes[j].src[1]];
-                    const void *packed = aik_packed_weights_get(e->packed, g->nodes[j].src[1]);
-                    member[n_parts] = j;
-                    parts[n_parts++] = (aik_matmul_part){ packed ? packed : wj->data, out_of(e, j),
-                                                          (int64_t)wj->shape[1], packed != NULL };
-                }
-            aik_matmul_threaded_parts(e->pool, w->dtype, parts, n_parts, out_of(e, n->src[0]), e->mm_scratch,
-                                      (int64_t)w->shape[0], rows);
+            const aik_node last = group_parts(e, i, parts, member);
+            const int n_parts = e->mm_group[i];
+            /* the matmuls after this one, for the workers to prefetch */
+            aik_node nx = last + 1;
+            while (nx < g->n_nodes && !(g->nodes[nx].op == AIK_OP_MATMUL && e->mm_group[nx] > 0))
+                nx++;
+            aik_matmul_next next = { 0 };
+            if (nx < g->n_nodes) {
+                const aik_gnode *wn = &g->nodes[g->nodes[nx].src[1]];
+                next = (aik_matmul_next){ wn->dtype, next_parts, e->mm_group[nx], (int64_t)wn->shape[0] };
+                group_parts(e, nx, next_parts, NULL);
+            }
+            aik_matmul_threaded_parts_then(e->pool, w->dtype, parts, n_parts, out_of(e, n->src[0]), e->mm_scratch,
+                                           (int64_t)w->shape[0], rows, nx < g->n_nodes ? &next : NULL);
             for (int k = 0; e->lora_of && k < n_parts; k++) {
                 const aik_node wn = g->nodes[member[k]].src[1];
                 if (e->lora_of[wn])

@@ -55,6 +55,9 @@ struct aik_threadpool {
      * futex sees the new value and returns at once. */
     _Atomic int gen_sleepers;
     _Atomic int caller_sleeping;
+    /* per worker: memory to pull into its cache once it has run out of
+     * tasks (aik_threadpool_parallel_for_then); written with the job */
+    aik_prefetch_span *after;
 };
 
 struct worker_arg {
@@ -105,6 +108,20 @@ static void run_tasks(aik_threadpool *pool, int thread)
         fn(ctx, t, thread);
 }
 
+/* While the caller runs the serial work between two jobs (norms, rope,
+ * attention), pull the memory the next job will read into this core's L2,
+ * so the memory bus is busy when it would otherwise idle. Stops as soon as
+ * a new job is posted. */
+static void prefetch_while_idle(aik_threadpool *pool, uint32_t seen, aik_prefetch_span span)
+{
+    const char *p = span.addr;
+    for (size_t off = 0; off < span.bytes; off += 64) {
+        if ((off & 1023) == 0 && atomic_load_explicit(&pool->gen, memory_order_relaxed) != seen)
+            return;
+        __builtin_prefetch(p + off, 0, 2);
+    }
+}
+
 static void *worker_main(void *argp)
 {
     struct worker_arg *arg = argp;
@@ -127,10 +144,13 @@ static void *worker_main(void *argp)
         if (atomic_load_explicit(&pool->stop, memory_order_acquire))
             break;
         run_tasks(pool, index);
+        /* read before the ack: after it the caller may post the next job */
+        const aik_prefetch_span span = pool->after[index];
         /* the last worker to finish wakes the caller if it went to sleep */
         if (atomic_fetch_add(&pool->acked, 1) + 1 == (uint32_t)(pool->n_threads - 1) &&
             atomic_load(&pool->caller_sleeping))
             futex(&pool->acked, FUTEX_WAKE_PRIVATE, 1);
+        prefetch_while_idle(pool, seen, span);
     }
     return NULL;
 }
@@ -161,8 +181,14 @@ int aik_threadpool_new(int n_threads, aik_threadpool **ret_pool)
     atomic_init(&pool->stop, 0);
     atomic_init(&pool->gen_sleepers, 0);
     atomic_init(&pool->caller_sleeping, 0);
+    pool->after = calloc((size_t)n_threads, sizeof(*pool->after));
+    if (!pool->after) {
+        free(pool);
+        return -ENOMEM;
+    }
     r = pthread_mutex_init(&pool->call_lock, NULL);
     if (r != 0) {
+        free(pool->after);
         free(pool);
         return -r;
     }
@@ -201,6 +227,7 @@ fail:
         pthread_join(pool->threads[i], NULL);
     pthread_mutex_destroy(&pool->call_lock);
     free(pool->threads);
+    free(pool->after);
     free(pool);
     return r;
 }
@@ -216,6 +243,7 @@ void aik_threadpool_free(aik_threadpool *pool)
         pthread_join(pool->threads[i], NULL);
     pthread_mutex_destroy(&pool->call_lock);
     free(pool->threads);
+    free(pool->after);
     free(pool);
 }
 
@@ -226,6 +254,12 @@ int aik_threadpool_size(const aik_threadpool *pool)
 
 void aik_threadpool_parallel_for(aik_threadpool *pool, int n_tasks,
                                  aik_parallel_fn fn, void *ctx)
+{
+    aik_threadpool_parallel_for_then(pool, n_tasks, fn, ctx, NULL);
+}
+
+void aik_threadpool_parallel_for_then(aik_threadpool *pool, int n_tasks, aik_parallel_fn fn,
+                                      void *ctx, const aik_prefetch_span *after)
 {
     if (n_tasks <= 0)
         return;
@@ -240,6 +274,8 @@ void aik_threadpool_parallel_for(aik_threadpool *pool, int n_tasks,
     pool->fn = fn;
     pool->ctx = ctx;
     pool->n_tasks = n_tasks;
+    for (int i = 1; i < pool->n_threads; i++)
+        pool->after[i] = after ? after[i] : (aik_prefetch_span){ NULL, 0 };
     atomic_store_explicit(&pool->next_task, 0, memory_order_relaxed);
     atomic_store_explicit(&pool->acked, 0, memory_order_relaxed);
     /* (seq_cst includes release: the job fields above are visible to
@@ -306,8 +342,54 @@ static void matmul_rows_task(void *ctxp, int task, int thread)
         aik_matmul_rows(j->wt, part->W, j->X, j->scratch, part->Y, part->M, j->K, j->N, m0, m1);
 }
 
-void aik_matmul_threaded_parts(aik_threadpool *pool, aik_dtype wt, const aik_matmul_part *parts,
-                               int n_parts, const float *X, void *scratch, int64_t K, int64_t N)
+/* A few chunks per thread over all the parts' rows together, so a thread
+ * slowed by a neighbour on the machine does not hold the others up; chunks
+ * are multiples of 4 rows (the dot4 kernel) and at least 16 rows so
+ * dispatch stays cheap; packed weights take whole groups of 16 rows. A
+ * chunk never straddles two parts: part p has tasks [first[p], first[p+1]).
+ * At most 4 * nt + 1 + n_parts tasks by the choice of chunk: fits an int. */
+static int64_t plan_chunks(const aik_matmul_part *parts, int n_parts, int nt, int first[])
+{
+    int64_t total = 0;
+    for (int p = 0; p < n_parts; p++)
+        total += parts[p].M;
+    int64_t chunk = (total + (int64_t)nt * 4 - 1) / ((int64_t)nt * 4);
+    if (chunk < 16)
+        chunk = 16;
+    chunk = parts[0].packed ? (chunk + 15) & ~(int64_t)15 : (chunk + 3) & ~(int64_t)3;
+    first[0] = 0;
+    for (int p = 0; p < n_parts; p++)
+        first[p + 1] = first[p] + (int)((parts[p].M + chunk - 1) / chunk);
+    return chunk;
+}
+
+/* Where worker w will most likely start the next dispatch: its task w
+ * (the caller takes task 0 as it posts the job, each worker the next one
+ * free), up to NEXT_PREFETCH_BYTES of it. */
+#define NEXT_PREFETCH_BYTES (48 * 1024)
+
+static void plan_next(const aik_matmul_next *next, int nt, aik_prefetch_span *after)
+{
+    int first[AIK_MATMUL_MAX_PARTS + 1];
+    const int64_t chunk = plan_chunks(next->parts, next->n_parts, nt, first);
+    const size_t row = next->parts[0].packed ? aik_matmul_packed_row_bytes(next->wt, next->K)
+                                             : aik_matmul_row_bytes(next->wt, next->K);
+    for (int w = 1; w < nt; w++) {
+        after[w] = (aik_prefetch_span){ NULL, 0 };
+        for (int p = 0; p < next->n_parts; p++)
+            if (w >= first[p] && w < first[p + 1]) {
+                const int64_t m0 = (int64_t)(w - first[p]) * chunk;
+                const int64_t rows = next->parts[p].M - m0 < chunk ? next->parts[p].M - m0 : chunk;
+                const size_t bytes = (size_t)rows * row;
+                after[w] = (aik_prefetch_span){ (const char *)next->parts[p].W + (size_t)m0 * row,
+                                                bytes < NEXT_PREFETCH_BYTES ? bytes : NEXT_PREFETCH_BYTES };
+            }
+    }
+}
+
+void aik_matmul_threaded_parts_then(aik_threadpool *pool, aik_dtype wt, const aik_matmul_part *parts,
+                                    int n_parts, const float *X, void *scratch, int64_t K, int64_t N,
+                                    const aik_matmul_next *next)
 {
     const int nt = aik_threadpool_size(pool);
     struct matmul_job j = { .wt = wt, .parts = parts, .n_parts = n_parts, .X = X, .scratch = scratch, .K = K, .N = N };
@@ -329,21 +411,21 @@ void aik_matmul_threaded_parts(aik_threadpool *pool, aik_dtype wt, const aik_mat
             for (int64_t n = 0; n < N; n++)
                 prepare_row(&j, n);
     }
-    /* A few chunks per thread over all the parts' rows together, so a
-     * thread slowed by a neighbour on the machine does not hold the others
-     * up; chunks are multiples of 4 rows (the dot4 kernel) and at least 16
-     * rows so dispatch stays cheap; packed weights take whole groups of 16
-     * rows. A chunk never straddles two parts. */
-    int64_t chunk = (total + (int64_t)nt * 4 - 1) / ((int64_t)nt * 4);
-    if (chunk < 16)
-        chunk = 16;
-    chunk = parts[0].packed ? (chunk + 15) & ~(int64_t)15 : (chunk + 3) & ~(int64_t)3;
-    j.chunk = chunk;
-    /* at most 4 * nt + 1 + n_parts tasks by the choice of chunk: fits an int */
-    j.first_task[0] = 0;
-    for (int p = 0; p < n_parts; p++)
-        j.first_task[p + 1] = j.first_task[p] + (int)((parts[p].M + chunk - 1) / chunk);
-    aik_threadpool_parallel_for(pool, j.first_task[n_parts], matmul_rows_task, &j);
+    j.chunk = plan_chunks(parts, n_parts, nt, j.first_task);
+    /* Only decode has gaps worth filling, and only up to a handful of
+     * threads is the hint array worth building on the stack. */
+    aik_prefetch_span after[16];
+    const bool hint = next && N == 1 && nt > 1 && nt <= 16 && next->n_parts >= 1 &&
+                      next->n_parts <= AIK_MATMUL_MAX_PARTS;
+    if (hint)
+        plan_next(next, nt, after);
+    aik_threadpool_parallel_for_then(pool, j.first_task[n_parts], matmul_rows_task, &j, hint ? after : NULL);
+}
+
+void aik_matmul_threaded_parts(aik_threadpool *pool, aik_dtype wt, const aik_matmul_part *parts,
+                               int n_parts, const float *X, void *scratch, int64_t K, int64_t N)
+{
+    aik_matmul_threaded_parts_then(pool, wt, parts, n_parts, X, scratch, K, N, NULL);
 }
 
 void aik_matmul_threaded(aik_threadpool *pool, aik_dtype wt, const void *W,

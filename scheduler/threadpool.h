@@ -45,6 +45,19 @@ int aik_threadpool_size(const aik_threadpool *pool);
 void aik_threadpool_parallel_for(aik_threadpool *pool, int n_tasks,
                                  aik_parallel_fn fn, void *ctx);
 
+/* Memory a worker pulls into its cache once it has run out of tasks. */
+typedef struct aik_prefetch_span {
+    const void *addr;
+    size_t bytes;
+} aik_prefetch_span;
+
+/* parallel_for, then each worker i (1 <= i < size) that runs out of tasks
+ * prefetches after[i] (to L2) while the caller goes on alone, until the
+ * next job is posted. after may be NULL; entry 0 (the caller) is unused.
+ * The memory is only read by prefetch instructions, never dereferenced. */
+void aik_threadpool_parallel_for_then(aik_threadpool *pool, int n_tasks, aik_parallel_fn fn,
+                                      void *ctx, const aik_prefetch_span *after);
+
 /* Y = W * X^T as aik_matmul (kernels/cpu/cpu_kernels.h), threaded: quantizes
  * X into scratch (aik_matmul_scratch_size bytes; NULL allowed when that is
  * 0), then splits the M output columns into chunks over the pool. pool may
@@ -68,6 +81,22 @@ typedef struct aik_matmul_part {
 } aik_matmul_part;
 void aik_matmul_threaded_parts(aik_threadpool *pool, aik_dtype wt, const aik_matmul_part *parts,
                                int n_parts, const float *X, void *scratch, int64_t K, int64_t N);
+
+/* The dispatch that decode runs next (its Y pointers are not used). */
+typedef struct aik_matmul_next {
+    aik_dtype wt;
+    const aik_matmul_part *parts;
+    int n_parts;
+    int64_t K;
+} aik_matmul_next;
+
+/* aik_matmul_threaded_parts, and for decode (N == 1) each worker then
+ * warms its cache with the start of the rows it will most likely take in
+ * `next` (NULL: none) while the caller runs the ops in between. Results
+ * are the same with or without it. */
+void aik_matmul_threaded_parts_then(aik_threadpool *pool, aik_dtype wt, const aik_matmul_part *parts,
+                                    int n_parts, const float *X, void *scratch, int64_t K, int64_t N,
+                                    const aik_matmul_next *next);
 
 #ifdef __cplusplus
 }

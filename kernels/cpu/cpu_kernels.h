@@ -167,6 +167,11 @@ void aik_matmul_rows(aik_dtype wt, const void *W, const float *X,
  * active ISA level has no packed kernel (then keep the file layout). */
 size_t aik_matmul_pack_size(aik_dtype wt, int64_t M, int64_t K);
 
+/* Bytes per row of a matrix of K columns: in the file layout, and (on
+ * average, rows come 16 at a time) in the packed one. */
+size_t aik_matmul_row_bytes(aik_dtype wt, int64_t K);
+size_t aik_matmul_packed_row_bytes(aik_dtype wt, int64_t K);
+
 /* Pack W (file layout) into dst (aik_matmul_pack_size bytes; 64-byte
  * alignment is best). aik_matmul_pack_groups packs the groups of 16 rows
  * [g_begin, g_end) only (the tail rows come with the last group), so the

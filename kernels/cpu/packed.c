@@ -77,6 +77,16 @@ size_t aik_packed_bytes(aik_dtype wt, int64_t M, int64_t K)
     return total;
 }
 
+size_t aik_matmul_row_bytes(aik_dtype wt, int64_t K)
+{
+    return aik_cpu_row_bytes(wt, K);
+}
+
+size_t aik_matmul_packed_row_bytes(aik_dtype wt, int64_t K)
+{
+    return is_quantized(wt) && K > 0 ? (size_t)(K / AIK_QK8_0) * block_bytes(wt) / GROUP_ROWS : 0;
+}
+
 static size_t group_bytes(aik_dtype wt, int64_t K)
 {
     return (size_t)(K / AIK_QK8_0) * block_bytes(wt);
