@@ -126,6 +126,32 @@ START_TEST(test_many_small_jobs)
 }
 END_TEST
 
+/* Jobs posted while workers still prefetch the previous job's spans: every
+ * task still runs exactly once (a worker drops its prefetch for the new
+ * job), with spans of every size, NULL entries and a NULL array. */
+START_TEST(test_prefetch_after)
+{
+    enum { THREADS = 3, BYTES = 1 << 20 };
+    aik_threadpool *pool = NULL;
+    ck_assert_int_eq(aik_threadpool_new(THREADS, &pool), 0);
+    struct count_ctx *c = count_new(THREADS);
+    char *mem = calloc(1, BYTES);
+    ck_assert_ptr_nonnull(mem);
+    for (int rep = 0; rep < 5000; rep++) {
+        const aik_prefetch_span after[THREADS] = {
+            { NULL, 0 }, { mem, (size_t)(rep % 7) * BYTES / 7 }, { rep % 3 ? mem + 4096 : NULL, rep % 3 ? 65536 : 0 },
+        };
+        aik_threadpool_parallel_for_then(pool, 6, count_task, c, rep % 5 ? after : NULL);
+    }
+    for (int t = 0; t < 6; t++)
+        ck_assert_int_eq(atomic_load(&c->hits[t]), 5000);
+    ck_assert_int_eq(atomic_load(&c->bad_thread), 0);
+    free(mem);
+    free(c);
+    aik_threadpool_free(pool);
+}
+END_TEST
+
 struct nest_ctx {
     aik_threadpool *pool;
     _Atomic int inner_hits;
@@ -211,6 +237,7 @@ static Suite *threadpool_suite(void)
     tcase_add_test(tc, test_every_task_once);
     tcase_add_test(tc, test_all_threads_work);
     tcase_add_test(tc, test_many_small_jobs);
+    tcase_add_test(tc, test_prefetch_after);
     tcase_add_test(tc, test_nested);
     tcase_add_test(tc, test_concurrent_callers);
     tcase_add_test(tc, test_null_pool_serial);
