@@ -430,6 +430,29 @@ static aik_node group_parts(aik_cpu_exec *e, aik_node i, aik_matmul_part *parts,
     return last;
 }
 
+/* The cached keys and values decode's attention node att will read, for
+ * the workers to prefetch while the caller ropes and caches this token:
+ * worker w most likely takes kv head w first (the caller takes head 0 as
+ * it posts the job), then the heads after the last worker's. */
+static bool kv_spans(const aik_cpu_exec *e, const aik_gnode *att, aik_prefetch_span *spans)
+{
+    const int nt = aik_threadpool_size(e->pool);
+    if (nt < 2 || nt > 16 || e->n_past == 0)
+        return false;
+    memset(spans, 0, (size_t)nt * AIK_PREFETCH_SPANS * sizeof(*spans));
+    const size_t bytes = (size_t)e->n_past * att->head_dim * sizeof(float);
+    for (int w = 1; w < nt; w++)
+        for (int k = 0; k < AIK_PREFETCH_SPANS / 2; k++) {
+            const uint32_t h = k == 0 ? (uint32_t)w : (uint32_t)(nt - 1 + w);
+            if (h >= att->n_kv_heads)
+                break;
+            const size_t base = (size_t)h * e->ctx_len * att->head_dim;
+            spans[w * AIK_PREFETCH_SPANS + 2 * k] = (aik_prefetch_span){ e->k_cache[att->layer] + base, bytes };
+            spans[w * AIK_PREFETCH_SPANS + 2 * k + 1] = (aik_prefetch_span){ e->v_cache[att->layer] + base, bytes };
+        }
+    return true;
+}
+
 static uint64_t now_ns(void)
 {
     struct timespec ts;
@@ -489,13 +512,21 @@ int aik_cpu_exec_run(aik_cpu_exec *e, const int32_t *tokens, uint32_t n_tokens, 
             while (nx < g->n_nodes && !(g->nodes[nx].op == AIK_OP_MATMUL && e->mm_group[nx] > 0))
                 nx++;
             aik_matmul_next next = { 0 };
-            if (nx < g->n_nodes) {
+            aik_prefetch_span kv[16 * AIK_PREFETCH_SPANS];
+            const aik_gnode *att = NULL;
+            for (aik_node k = last + 1; k < nx; k++)
+                if (g->nodes[k].op == AIK_OP_ATTENTION)
+                    att = &g->nodes[k];
+            if (att && rows == 1 && kv_spans(e, att, kv)) {
+                next.spans = kv;
+            } else if (nx < g->n_nodes) {
                 const aik_gnode *wn = &g->nodes[g->nodes[nx].src[1]];
-                next = (aik_matmul_next){ wn->dtype, next_parts, e->mm_group[nx], (int64_t)wn->shape[0] };
+                next = (aik_matmul_next){ wn->dtype, next_parts, e->mm_group[nx], (int64_t)wn->shape[0], NULL };
                 group_parts(e, nx, next_parts, NULL);
             }
             aik_matmul_threaded_parts_then(e->pool, w->dtype, parts, n_parts, out_of(e, n->src[0]), e->mm_scratch,
-                                           (int64_t)w->shape[0], rows, nx < g->n_nodes ? &next : NULL);
+                                           (int64_t)w->shape[0], rows,
+                                           next.spans || nx < g->n_nodes ? &next : NULL);
             for (int k = 0; e->lora_of && k < n_parts; k++) {
                 const aik_node wn = g->nodes[member[k]].src[1];
                 if (e->lora_of[wn])

@@ -19,6 +19,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -112,14 +113,15 @@ static void run_tasks(aik_threadpool *pool, int thread)
  * attention), pull the memory the next job will read into this core's L2,
  * so the memory bus is busy when it would otherwise idle. Stops as soon as
  * a new job is posted. */
-static void prefetch_while_idle(aik_threadpool *pool, uint32_t seen, aik_prefetch_span span)
+static bool prefetch_while_idle(aik_threadpool *pool, uint32_t seen, aik_prefetch_span span)
 {
     const char *p = span.addr;
     for (size_t off = 0; off < span.bytes; off += 64) {
         if ((off & 1023) == 0 && atomic_load_explicit(&pool->gen, memory_order_relaxed) != seen)
-            return;
+            return false;
         __builtin_prefetch(p + off, 0, 2);
     }
+    return true;
 }
 
 static void *worker_main(void *argp)
@@ -145,12 +147,14 @@ static void *worker_main(void *argp)
             break;
         run_tasks(pool, index);
         /* read before the ack: after it the caller may post the next job */
-        const aik_prefetch_span span = pool->after[index];
+        aik_prefetch_span spans[AIK_PREFETCH_SPANS];
+        memcpy(spans, &pool->after[index * AIK_PREFETCH_SPANS], sizeof(spans));
         /* the last worker to finish wakes the caller if it went to sleep */
         if (atomic_fetch_add(&pool->acked, 1) + 1 == (uint32_t)(pool->n_threads - 1) &&
             atomic_load(&pool->caller_sleeping))
             futex(&pool->acked, FUTEX_WAKE_PRIVATE, 1);
-        prefetch_while_idle(pool, seen, span);
+        for (int k = 0; k < AIK_PREFETCH_SPANS && prefetch_while_idle(pool, seen, spans[k]); k++)
+            ;
     }
     return NULL;
 }
@@ -181,7 +185,7 @@ int aik_threadpool_new(int n_threads, aik_threadpool **ret_pool)
     atomic_init(&pool->stop, 0);
     atomic_init(&pool->gen_sleepers, 0);
     atomic_init(&pool->caller_sleeping, 0);
-    pool->after = calloc((size_t)n_threads, sizeof(*pool->after));
+    pool->after = calloc((size_t)n_threads * AIK_PREFETCH_SPANS, sizeof(*pool->after));
     if (!pool->after) {
         free(pool);
         return -ENOMEM;
@@ -274,7 +278,7 @@ void aik_threadpool_parallel_for_then(aik_threadpool *pool, int n_tasks, aik_par
     pool->fn = fn;
     pool->ctx = ctx;
     pool->n_tasks = n_tasks;
-    for (int i = 1; i < pool->n_threads; i++)
+    for (int i = AIK_PREFETCH_SPANS; i < pool->n_threads * AIK_PREFETCH_SPANS; i++)
         pool->after[i] = after ? after[i] : (aik_prefetch_span){ NULL, 0 };
     atomic_store_explicit(&pool->next_task, 0, memory_order_relaxed);
     atomic_store_explicit(&pool->acked, 0, memory_order_relaxed);
@@ -374,17 +378,17 @@ static void plan_next(const aik_matmul_next *next, int nt, aik_prefetch_span *af
     const int64_t chunk = plan_chunks(next->parts, next->n_parts, nt, first);
     const size_t row = next->parts[0].packed ? aik_matmul_packed_row_bytes(next->wt, next->K)
                                              : aik_matmul_row_bytes(next->wt, next->K);
-    for (int w = 1; w < nt; w++) {
-        after[w] = (aik_prefetch_span){ NULL, 0 };
+    memset(after, 0, (size_t)nt * AIK_PREFETCH_SPANS * sizeof(*after));
+    for (int w = 1; w < nt; w++)
         for (int p = 0; p < next->n_parts; p++)
             if (w >= first[p] && w < first[p + 1]) {
                 const int64_t m0 = (int64_t)(w - first[p]) * chunk;
                 const int64_t rows = next->parts[p].M - m0 < chunk ? next->parts[p].M - m0 : chunk;
                 const size_t bytes = (size_t)rows * row;
-                after[w] = (aik_prefetch_span){ (const char *)next->parts[p].W + (size_t)m0 * row,
-                                                bytes < NEXT_PREFETCH_BYTES ? bytes : NEXT_PREFETCH_BYTES };
+                after[w * AIK_PREFETCH_SPANS] = (aik_prefetch_span){
+                    (const char *)next->parts[p].W + (size_t)m0 * row,
+                    bytes < NEXT_PREFETCH_BYTES ? bytes : NEXT_PREFETCH_BYTES };
             }
-    }
 }
 
 void aik_matmul_threaded_parts_then(aik_threadpool *pool, aik_dtype wt, const aik_matmul_part *parts,
@@ -414,12 +418,17 @@ void aik_matmul_threaded_parts_then(aik_threadpool *pool, aik_dtype wt, const ai
     j.chunk = plan_chunks(parts, n_parts, nt, j.first_task);
     /* Only decode has gaps worth filling, and only up to a handful of
      * threads is the hint array worth building on the stack. */
-    aik_prefetch_span after[16];
-    const bool hint = next && N == 1 && nt > 1 && nt <= 16 && next->n_parts >= 1 &&
-                      next->n_parts <= AIK_MATMUL_MAX_PARTS;
-    if (hint)
-        plan_next(next, nt, after);
-    aik_threadpool_parallel_for_then(pool, j.first_task[n_parts], matmul_rows_task, &j, hint ? after : NULL);
+    aik_prefetch_span after[16 * AIK_PREFETCH_SPANS];
+    const aik_prefetch_span *hint = NULL;
+    if (next && N == 1 && nt > 1 && nt <= 16) {
+        if (next->spans) {
+            hint = next->spans;
+        } else if (next->n_parts >= 1 && next->n_parts <= AIK_MATMUL_MAX_PARTS) {
+            plan_next(next, nt, after);
+            hint = after;
+        }
+    }
+    aik_threadpool_parallel_for_then(pool, j.first_task[n_parts], matmul_rows_task, &j, hint);
 }
 
 void aik_matmul_threaded_parts(aik_threadpool *pool, aik_dtype wt, const aik_matmul_part *parts,

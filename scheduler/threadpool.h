@@ -52,9 +52,11 @@ typedef struct aik_prefetch_span {
 } aik_prefetch_span;
 
 /* parallel_for, then each worker i (1 <= i < size) that runs out of tasks
- * prefetches after[i] (to L2) while the caller goes on alone, until the
- * next job is posted. after may be NULL; entry 0 (the caller) is unused.
+ * prefetches its spans after[i * AIK_PREFETCH_SPANS + k] (to L2, in order
+ * of k; bytes 0: none) while the caller goes on alone, until the next job
+ * is posted. after may be NULL; the caller's entries (i = 0) are unused.
  * The memory is only read by prefetch instructions, never dereferenced. */
+#define AIK_PREFETCH_SPANS 4
 void aik_threadpool_parallel_for_then(aik_threadpool *pool, int n_tasks, aik_parallel_fn fn,
                                       void *ctx, const aik_prefetch_span *after);
 
@@ -82,18 +84,21 @@ typedef struct aik_matmul_part {
 void aik_matmul_threaded_parts(aik_threadpool *pool, aik_dtype wt, const aik_matmul_part *parts,
                                int n_parts, const float *X, void *scratch, int64_t K, int64_t N);
 
-/* The dispatch that decode runs next (its Y pointers are not used). */
+/* What decode reads next (Y pointers are not used): a matmul dispatch, or
+ * (spans != NULL) memory given per worker as for
+ * aik_threadpool_parallel_for_then, e.g. the KV cache attention reads. */
 typedef struct aik_matmul_next {
     aik_dtype wt;
     const aik_matmul_part *parts;
     int n_parts;
     int64_t K;
+    const aik_prefetch_span *spans;
 } aik_matmul_next;
 
 /* aik_matmul_threaded_parts, and for decode (N == 1) each worker then
- * warms its cache with the start of the rows it will most likely take in
- * `next` (NULL: none) while the caller runs the ops in between. Results
- * are the same with or without it. */
+ * warms its cache with what it will most likely read next (the start of
+ * its rows of the next matmul, or next->spans; next NULL: nothing) while
+ * the caller runs the ops in between. Results are the same either way. */
 void aik_matmul_threaded_parts_then(aik_threadpool *pool, aik_dtype wt, const aik_matmul_part *parts,
                                     int n_parts, const float *X, void *scratch, int64_t K, int64_t N,
                                     const aik_matmul_next *next);

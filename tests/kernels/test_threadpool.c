@@ -138,9 +138,10 @@ START_TEST(test_prefetch_after)
     char *mem = calloc(1, BYTES);
     ck_assert_ptr_nonnull(mem);
     for (int rep = 0; rep < 5000; rep++) {
-        const aik_prefetch_span after[THREADS] = {
-            { NULL, 0 }, { mem, (size_t)(rep % 7) * BYTES / 7 }, { rep % 3 ? mem + 4096 : NULL, rep % 3 ? 65536 : 0 },
-        };
+        aik_prefetch_span after[THREADS * AIK_PREFETCH_SPANS] = { { NULL, 0 } };
+        after[1 * AIK_PREFETCH_SPANS] = (aik_prefetch_span){ mem, (size_t)(rep % 7) * BYTES / 7 };
+        after[1 * AIK_PREFETCH_SPANS + 3] = (aik_prefetch_span){ mem + 100, 1000 };
+        after[2 * AIK_PREFETCH_SPANS + 1] = (aik_prefetch_span){ rep % 3 ? mem + 4096 : NULL, rep % 3 ? 65536 : 0 };
         aik_threadpool_parallel_for_then(pool, 6, count_task, c, rep % 5 ? after : NULL);
     }
     for (int t = 0; t < 6; t++)
