@@ -12,7 +12,13 @@
  * which, on 2 threads, means splitting the larger of M and N (the operand
  * packed twice is then the smaller one), and on many threads a 2-D grid
  * once a 1-D split would leave threads idle or blocks thinner than a tile.
- * One block per thread (not more): each extra block repacks its operands.
+ * One block per thread, except where extra blocks cost no extra packing: a
+ * split over M whose whole packed op(B) fits a thread's buffer is cut into
+ * up to ROW_BLOCKS_PER_THREAD blocks per thread; each thread packs op(B) on
+ * its first block and reuses it on the next ones (aik_gemm_f32_block_call
+ * with the call's id), and A is read in place. Blocks are handed out as
+ * threads come free, and each is written by exactly one task, so the
+ * result does not depend on which thread ran which block.
  */
 #include <assert.h>
 
@@ -23,6 +29,10 @@
  * copy runs at ~0.15 ns per element, a transposing one at ~0.4 ns, against
  * ~130 GFLOP/s per core (AVX-512); 32 sits between the two. */
 #define PACK_FLOPS 32.0
+
+/* Finer row blocks when op(B) is packed once per thread (see below). */
+#define ROW_BLOCKS_PER_THREAD 4
+#define MIN_BLOCK_TILES 4
 
 /* Below this many flops one thread is faster than waking the pool. */
 #define MIN_THREADED_FLOPS 2.0e5
@@ -36,6 +46,7 @@ typedef struct gemm_job {
     int64_t lda, ldb, ldc;
     int64_t rows, cols; /* block size (tile multiples) */
     int64_t grid_n;     /* blocks per row of the grid */
+    uint64_t call_id;   /* lets a thread reuse its packed op(B) across blocks */
 } gemm_job;
 
 static void gemm_task(void *ctx, int task, int thread)
@@ -48,8 +59,8 @@ static void gemm_task(void *ctx, int task, int thread)
     (void)thread;
     if (m0 >= m1 || n0 >= n1)
         return;
-    aik_gemm_f32_block(j->trans_a, j->trans_b, j->M, j->N, j->K, j->alpha, j->A, j->lda, j->B,
-                       j->ldb, j->beta, j->C, j->ldc, m0, m1, n0, n1);
+    aik_gemm_f32_block_call(j->trans_a, j->trans_b, j->M, j->N, j->K, j->alpha, j->A, j->lda,
+                            j->B, j->ldb, j->beta, j->C, j->ldc, m0, m1, n0, n1, j->call_id);
 }
 
 static int64_t ceil_div(int64_t a, int64_t b)
@@ -92,14 +103,28 @@ void aik_gemm_f32_threaded(aik_threadpool *pool, bool trans_a, bool trans_b, int
         }
     }
 
+    /* A split over rows only, whose op(B) each thread can pack once and
+     * keep: cut it finer, into up to ROW_BLOCKS_PER_THREAD blocks per
+     * thread (of at least MIN_BLOCK_TILES tiles). The pool hands tasks out
+     * as threads come free, so a thread that starts late (woken from
+     * sleep) or is slowed down takes fewer blocks instead of holding the
+     * others up at the end. */
+    if (best_cols >= N && aik_gemm_f32_b_reusable(N, K)) {
+        int64_t tiles = ceil_div(m_tiles, (int64_t)n_threads * ROW_BLOCKS_PER_THREAD);
+        tiles = tiles < MIN_BLOCK_TILES ? MIN_BLOCK_TILES : tiles;
+        if (tiles * mr < best_rows)
+            best_rows = tiles * mr;
+    }
+
     gemm_job job = {
         .trans_a = trans_a, .trans_b = trans_b,
         .M = M, .N = N, .K = K, .alpha = alpha, .beta = beta,
         .A = A, .B = B, .C = C, .lda = lda, .ldb = ldb, .ldc = ldc,
         .rows = best_rows, .cols = best_cols,
         .grid_n = ceil_div(N, best_cols),
+        .call_id = aik_gemm_f32_call_id(),
     };
     const int64_t n_tasks = ceil_div(M, best_rows) * job.grid_n;
-    assert(n_tasks >= 1 && n_tasks <= n_threads);
+    assert(n_tasks >= 1);
     aik_threadpool_parallel_for(pool, (int)n_tasks, gemm_task, &job);
 }

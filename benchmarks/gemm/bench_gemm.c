@@ -6,6 +6,8 @@
  *   usage: bench_gemm [threads (default: online CPUs)] [seconds per case (0.3)]
  *                     [rounds (3): the whole table is measured this many
  *                      times and the best of each figure printed]
+ *                     [recipe: the default model's shapes, 1024 rows, dim 192,
+ *                      instead of the 256-row table]
  *   AIK_CPU_ISA=avx2|scalar picks a lower ISA level (see cpu_kernels.h).
  *
  * Peak method: every thread of the pool runs a loop of independent FMAs
@@ -206,7 +208,7 @@ static void bench_case(aik_threadpool *pool, int n_threads, bool ta, bool tb, in
     *ret_cpu = flops * reps / (cpu / n_threads) * 1e-9;
 }
 
-#define N_CASES 9
+#define N_CASES 15
 
 int main(int argc, char **argv)
 {
@@ -224,12 +226,23 @@ int main(int argc, char **argv)
     int64_t mr, nr;
     aik_gemm_f32_tile(&mr, &nr);
 
-    static const struct { int64_t T, in, out; } models[] = {
+    /* Default: square-ish 256-row shapes (the table kept since session 1).
+     * "recipe": the default model's recipe (models/wordnet/recipe.json):
+     * 8 x 128 = 1024 rows, dim 192, k/v 64, FFN 512, vocab 4096. */
+    static const struct { int64_t T, in, out; } models_default[] = {
         {256, 256, 768}, {256, 768, 256}, {256, 256, 4096},
+    }, models_recipe[] = {
+        {1024, 192, 192}, {1024, 192, 64}, {1024, 192, 512}, {1024, 512, 192}, {1024, 192, 4096},
     };
+    const bool recipe = argc > 4 && strcmp(argv[4], "recipe") == 0;
+    const int n_models = recipe ? 5 : 3;
+    const int n_cases = 3 * n_models;
+    struct { int64_t T, in, out; } models[5];
+    memcpy(models, recipe ? (const void *)models_recipe : (const void *)models_default,
+           (size_t)n_models * sizeof(models[0]));
     struct { const char *name; bool ta, tb; int64_t M, N, K; float beta; char label[64]; }
         cases[N_CASES];
-    for (int m = 0; m < 3; m++) {
+    for (int m = 0; m < n_models; m++) {
         const int64_t T = models[m].T, in = models[m].in, out = models[m].out;
         cases[3 * m + 0] = (__typeof__(cases[0])){"fwd Y=X.W^T", false, true, T, out, in, 0.0f, ""};
         cases[3 * m + 1] = (__typeof__(cases[0])){"dX=dY.W", false, false, T, in, out, 0.0f, ""};
@@ -247,7 +260,7 @@ int main(int argc, char **argv)
         measure_peak(pool, nt, isa, 2.0 * seconds, &p, &c);
         peak = p > peak ? p : peak;
         core = c > core ? c : core;
-        for (int i = 0; i < N_CASES; i++) {
+        for (int i = 0; i < n_cases; i++) {
             double w, u;
             bench_case(pool, nt, cases[i].ta, cases[i].tb, cases[i].M, cases[i].N, cases[i].K,
                        cases[i].beta, seconds, &w, &u);
@@ -260,9 +273,9 @@ int main(int argc, char **argv)
            (long long)mr, (long long)nr, nt, rounds);
     printf("fp32 FMA peak: %.1f GFLOP/s all threads by wall time; %.1f per core by CPU time "
            "(x %d = %.1f)\n", peak, core, nt, core * nt);
-    printf("%-30s %5s %5s %5s %8s %6s | %8s %6s\n", "case (T=256)", "M", "N", "K", "wall", "%peak",
-           "cpu", "%core");
-    for (int i = 0; i < N_CASES; i++)
+    printf("%-30s %5s %5s %5s %8s %6s | %8s %6s\n", recipe ? "case (T=1024)" : "case (T=256)", "M",
+           "N", "K", "wall", "%peak", "cpu", "%core");
+    for (int i = 0; i < n_cases; i++)
         printf("%-30s %5lld %5lld %5lld %8.1f %5.1f%% | %8.1f %5.1f%%\n", cases[i].label,
                (long long)cases[i].M, (long long)cases[i].N, (long long)cases[i].K, wall[i],
                100.0 * wall[i] / peak, cpu[i], 100.0 * cpu[i] / (core * nt));

@@ -10,6 +10,7 @@
  *       pack op(B)[pc:pc+kc, jc:jc+nc] into NR-wide micro-panels [k][NR]
  *       for ic in M step MC                  A block: mc × kc   (L2)
  *         pack op(A)[ic:ic+mc, pc:pc+kc] into MR-tall micro-panels
+ *           (only the ragged last one, when A is read in place, below)
  *         for ir in mc step MR               A micro-panel in L1
  *           for jr in nc step NR             B micro-panels from L2
  *             micro-kernel: MR×NR accumulators in registers,
@@ -23,6 +24,18 @@
  * transposed (dW = dY^T · X), row-major when it is not; B is transposed
  * while packing only in the forward pass (X · W^T), 8×8 in registers.
  *
+ * A is read in place when its row stride allows (A_IN_PLACE_MAX_LD): the
+ * kernels take the A panel's stride, so a copy that only moved rows around
+ * is skipped; only a ragged last panel (fewer than MR rows) is packed, with
+ * its zero padding. For the dim-192 training shapes that copy was a tenth
+ * of the GEMM's time.
+ *
+ * Reuse of packed B: a product cut into several row blocks by the threaded
+ * wrapper (scheduler/gemm_threaded.c) packs the same op(B) for every block.
+ * When every K block of op(B) fits the thread's buffer side by side, the
+ * first block a thread runs packs them all and the thread's later blocks of
+ * the same product (same call id, aik_gemm_f32_block_call) reuse them.
+ *
  * Determinism: every element of C is produced by the same sequence of
  * operations whatever tile it falls in (the K blocks have fixed boundaries
  * from 0, accumulation runs in k order with FMA, and the write-back is
@@ -34,6 +47,7 @@
  * without them; they are only called after aik_cpu_active_isa() says so.
  */
 #include <assert.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "kernels/cpu/cpu_kernels.h"
@@ -121,10 +135,11 @@ static _Thread_local _Alignas(64) float tls_pack_b[GEMM_KC * GEMM_NC];
  * alpha * Ap·Bp, alpha_beta = {alpha, beta}. (Passed in memory and read
  * after the k loop: as register arguments they would occupy two of the 16
  * AVX2 registers through the loop and push an accumulator onto the stack.)
- * Ap: an A micro-panel (layout per kernel, see A_KMAJOR / A_ROWMAJOR),
- * Bp: kc × NR packed, 64-byte aligned. mr <= MR, nr <= NR. */
-typedef void (*ukernel_fn)(int64_t kc, const float *Ap, const float *Bp, float *C,
-                           int64_t ldc, int mr, int nr, const float *alpha_beta,
+ * Ap: an A micro-panel, packed or read in place, with stride as (layout
+ * per kernel, see A_KMAJOR / A_ROWMAJOR); Bp: kc × NR packed. mr <= MR,
+ * nr <= NR. */
+typedef void (*ukernel_fn)(int64_t kc, const float *Ap, int64_t as, const float *Bp,
+                           float *C, int64_t ldc, int mr, int nr, const float *alpha_beta,
                            bool load_c);
 
 typedef struct gemm_isa {
@@ -255,32 +270,46 @@ avx2_mask(int n) /* lanes [0, n) on, n in [0, 8] */
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), idx);
 }
 
-/* Element (i, k) of a packed A micro-panel: k-major panels ([kc][MR], made
- * by row copies when A is stored transposed) or row-major panels
- * ([MR][GEMM_KC], made by row copies when it is not). Either way packing
- * is a plain copy; the kernel reads both with constant offsets. */
-#define A_KMAJOR(MR, i, k) ((k) * (MR) + (i))
-#define A_ROWMAJOR(MR, i, k) ((i) * GEMM_KC + (k))
+/* A micro-panel access, per layout. k-major: element (i, k) at
+ * Ap[k * as + i] (A stored transposed: as = lda read in place, or MR when
+ * packed); row-major: at Ap[i * as + k] (as = lda in place, GEMM_KC
+ * packed). The row-major kernel walks MR / 3 row pointers one float per k
+ * and reaches the rows in between as p[as] and p[2 * as]: x86 addressing
+ * (base + index × 4 or × 8), so a runtime stride costs no instructions.
+ * A_SETUP declares the walking pointers, A_AT(i) is element (i, k) of the
+ * current k, A_NEXT steps k. */
+#define A_KMAJOR_SETUP(MR) const float *ak = Ap;
+#define A_KMAJOR_AT(i) ak[(i)]
+#define A_KMAJOR_NEXT(MR) ak += as;
+#define A_ROWMAJOR_SETUP(MR)                                                             \
+    const float *ar[(MR) / 3];                                                           \
+    _Pragma("GCC unroll 4") for (int g = 0; g < (MR) / 3; g++) ar[g] = Ap + 3 * g * as;
+#define A_ROWMAJOR_AT(i) ar[(i) / 3][((i) % 3) * as]
+#define A_ROWMAJOR_NEXT(MR)                                                              \
+    _Pragma("GCC unroll 4") for (int g = 0; g < (MR) / 3; g++) ar[g]++;
 
-#define DEFINE_UKERNEL_AVX2(name, A_AT)                                                  \
+#define DEFINE_UKERNEL_AVX2(name, A)                                                     \
     __attribute__((target("avx2,fma"))) static void name(                                \
-        int64_t kc, const float *Ap, const float *Bp, float *C, int64_t ldc, int mr, int nr, \
-        const float *alpha_beta, bool load_c)                                            \
+        int64_t kc, const float *Ap, int64_t as, const float *Bp, float *C,              \
+        int64_t ldc, int mr, int nr, const float *alpha_beta, bool load_c)               \
     {                                                                                    \
         __m256 c[AVX2_MR][2];                                                            \
         if (load_c) /* C arrives while the k loop runs (it may be out of L2) */          \
             prefetch_c(C, ldc, mr, AVX2_NR);                                             \
         _Pragma("GCC unroll 6") for (int i = 0; i < AVX2_MR; i++)                        \
             c[i][0] = c[i][1] = _mm256_setzero_ps();                                     \
+        A##_SETUP(AVX2_MR)                                                               \
         for (int64_t k = 0; k < kc; k++) {                                               \
-            const __m256 b0 = _mm256_load_ps(Bp + k * AVX2_NR);                          \
-            const __m256 b1 = _mm256_load_ps(Bp + k * AVX2_NR + 8);                      \
+            const __m256 b0 = _mm256_loadu_ps(Bp);                                       \
+            const __m256 b1 = _mm256_loadu_ps(Bp + 8);                                   \
             _Pragma("GCC unroll 6") for (int i = 0; i < AVX2_MR; i++)                    \
             {                                                                            \
-                const __m256 a = _mm256_broadcast_ss(Ap + A_AT(AVX2_MR, i, k));          \
+                const __m256 a = _mm256_broadcast_ss(&A##_AT(i));                        \
                 c[i][0] = _mm256_fmadd_ps(a, b0, c[i][0]);                               \
                 c[i][1] = _mm256_fmadd_ps(a, b1, c[i][1]);                               \
             }                                                                            \
+            A##_NEXT(AVX2_MR)                                                            \
+            Bp += AVX2_NR;                                                               \
         }                                                                                \
         /* alpha_beta is read only after the loop (see ukernel_fn) */                    \
         __asm__ volatile("" ::: "memory");                                               \
@@ -367,25 +396,28 @@ avx512_store_tile(__m512 acc[AVX512_MR][2], float *C, int64_t ldc, int mr, int n
 }
 
 /* 24 accumulators + 2 B vectors + 1 broadcast of the 32 zmm registers. */
-#define DEFINE_UKERNEL_AVX512(name, A_AT)                                                \
+#define DEFINE_UKERNEL_AVX512(name, A)                                                   \
     __attribute__((target("avx512f,avx2,fma"))) static void name(                        \
-        int64_t kc, const float *Ap, const float *Bp, float *C, int64_t ldc, int mr, int nr, \
-        const float *alpha_beta, bool load_c)                                            \
+        int64_t kc, const float *Ap, int64_t as, const float *Bp, float *C,              \
+        int64_t ldc, int mr, int nr, const float *alpha_beta, bool load_c)               \
     {                                                                                    \
         __m512 c[AVX512_MR][2];                                                          \
         if (load_c) /* C arrives while the k loop runs (it may be out of L2) */          \
             prefetch_c(C, ldc, mr, AVX512_NR);                                           \
         _Pragma("GCC unroll 12") for (int i = 0; i < AVX512_MR; i++)                     \
             c[i][0] = c[i][1] = _mm512_setzero_ps();                                     \
+        A##_SETUP(AVX512_MR)                                                             \
         for (int64_t k = 0; k < kc; k++) {                                               \
-            const __m512 b0 = _mm512_load_ps(Bp + k * AVX512_NR);                        \
-            const __m512 b1 = _mm512_load_ps(Bp + k * AVX512_NR + 16);                   \
+            const __m512 b0 = _mm512_loadu_ps(Bp);                                       \
+            const __m512 b1 = _mm512_loadu_ps(Bp + 16);                                  \
             _Pragma("GCC unroll 12") for (int i = 0; i < AVX512_MR; i++)                 \
             {                                                                            \
-                const __m512 a = _mm512_set1_ps(Ap[A_AT(AVX512_MR, i, k)]);              \
+                const __m512 a = _mm512_set1_ps(A##_AT(i));                              \
                 c[i][0] = _mm512_fmadd_ps(a, b0, c[i][0]);                               \
                 c[i][1] = _mm512_fmadd_ps(a, b1, c[i][1]);                               \
             }                                                                            \
+            A##_NEXT(AVX512_MR)                                                          \
+            Bp += AVX512_NR;                                                             \
         }                                                                                \
         /* alpha_beta is read only after the loop (see ukernel_fn) */                    \
         __asm__ volatile("" ::: "memory");                                               \
@@ -413,25 +445,54 @@ static int64_t k_block(int64_t K)
     return kb < GEMM_KC ? kb : GEMM_KC;
 }
 
+/* A full MR-row micro-panel of A is read in place, not packed, while A's
+ * row stride is at most 2 KiB: the row-major kernel then walks MR rows side
+ * by side, each contiguous in k, and the k-major one MR contiguous floats
+ * per k. Wider strides (the vocabulary-sized products, lda = 4096: 16 KiB)
+ * map every row, or every k, of the panel to the same few L1 sets, and the
+ * packed copy is faster there (measured: dX = dY·W at 1024×192×4096, 150
+ * in place against 200 GFLOP/s packed). Packing only ever moves the same
+ * values, so either way the results are the same bits. */
+#define A_IN_PLACE_MAX_LD 512
+
+/* What tls_pack_b holds, when it holds every K block of one column block
+ * of a product that may come back (see call_id in gemm.h): 0 = nothing
+ * reusable. */
+static _Thread_local uint64_t tls_b_call;
+static _Thread_local int64_t tls_b_jc, tls_b_nc;
+
 static void gemm_blocked(const gemm_isa *isa, bool trans_a, bool trans_b, int64_t K,
                          float alpha, const float *A, int64_t lda, const float *B,
                          int64_t ldb, float beta, float *C, int64_t ldc, int64_t m0,
-                         int64_t m1, int64_t n0, int64_t n1)
+                         int64_t m1, int64_t n0, int64_t n1, uint64_t call_id)
 {
     const int MR = isa->mr, NR = isa->nr;
     const int64_t KB = k_block(K);
-    float *Ap = tls_pack_a, *Bp = tls_pack_b;
+    float *Ap = tls_pack_a;
     const ukernel_fn kernel = trans_a ? isa->kernel_kmajor : isa->kernel_rowmajor;
+    const bool a_direct = lda <= A_IN_PLACE_MAX_LD;
+    /* stride of a packed A micro-panel, per layout */
+    const int64_t a_packed_stride = trans_a ? MR : GEMM_KC;
 
     for (int64_t jc = n0; jc < n1; jc += GEMM_NC) {
         const int64_t nc = n1 - jc < GEMM_NC ? n1 - jc : GEMM_NC;
+        const int64_t nc_pad = (nc + NR - 1) / NR * NR;
+        /* every K block of this column block fits side by side: keep them,
+         * and reuse them if this thread packed them for the same call */
+        const bool keep = call_id != 0 && K * nc_pad <= GEMM_KC * GEMM_NC;
+        const bool have = keep && tls_b_call == call_id && tls_b_jc == jc && tls_b_nc == nc;
+        if (!have)
+            tls_b_call = 0; /* about to be overwritten */
         for (int64_t pc = 0; pc < K; pc += KB) {
             const int64_t kc = K - pc < KB ? K - pc : KB;
             /* the first K block applies beta; later ones accumulate */
             const bool load_c = pc > 0 || beta != 0.0f;
             const float alpha_beta[2] = {alpha, pc > 0 ? 1.0f : beta};
+            float *Bp = keep ? tls_pack_b + pc * nc_pad : tls_pack_b;
 
-            if (trans_b) {
+            if (have) {
+                /* packed by an earlier block of this call */
+            } else if (trans_b) {
                 for (int64_t jr = 0; jr < nc; jr += NR) {
                     const int w = (int)(nc - jr < NR ? nc - jr : NR);
                     pack_transpose(B + (jc + jr) * ldb + pc, ldb, w, NR, kc,
@@ -443,27 +504,40 @@ static void gemm_blocked(const gemm_isa *isa, bool trans_a, bool trans_b, int64_
 
             for (int64_t ic = m0; ic < m1; ic += GEMM_MC) {
                 const int64_t mc = m1 - ic < GEMM_MC ? m1 - ic : GEMM_MC;
-                if (trans_a) {
-                    pack_copy(A + pc * lda + ic, lda, mc, MR, kc, MR * GEMM_KC, Ap);
-                } else {
-                    for (int64_t ir = 0; ir < mc; ir += MR) {
-                        const int h = (int)(mc - ir < MR ? mc - ir : MR);
-                        pack_rows(A + (ic + ir) * lda + pc, lda, h, MR, kc,
-                                  Ap + (ir / MR) * MR * GEMM_KC);
+                const int64_t mc_full = a_direct ? mc / MR * MR : 0;
+                if (mc_full < mc) {
+                    if (trans_a) {
+                        pack_copy(A + pc * lda + ic + mc_full, lda, mc - mc_full, MR, kc,
+                                  MR * GEMM_KC, Ap + (mc_full / MR) * MR * GEMM_KC);
+                    } else {
+                        for (int64_t ir = mc_full; ir < mc; ir += MR) {
+                            const int h = (int)(mc - ir < MR ? mc - ir : MR);
+                            pack_rows(A + (ic + ir) * lda + pc, lda, h, MR, kc,
+                                      Ap + (ir / MR) * MR * GEMM_KC);
+                        }
                     }
                 }
                 /* A micro-panel stays in L1 while the B micro-panels of the
                  * block stream past it from L2 */
                 for (int64_t ir = 0; ir < mc; ir += MR) {
                     const int h = (int)(mc - ir < MR ? mc - ir : MR);
-                    const float *ap = Ap + (ir / MR) * MR * GEMM_KC;
+                    const bool ad = ir < mc_full;
+                    const float *ap = ad ? (trans_a ? A + pc * lda + ic + ir
+                                                    : A + (ic + ir) * lda + pc)
+                                         : Ap + (ir / MR) * MR * GEMM_KC;
+                    const int64_t as = ad ? lda : a_packed_stride;
                     for (int64_t jr = 0; jr < nc; jr += NR) {
                         const int w = (int)(nc - jr < NR ? nc - jr : NR);
-                        kernel(kc, ap, Bp + (jr / NR) * NR * kc, C + (ic + ir) * ldc + jc + jr,
+                        kernel(kc, ap, as, Bp + (jr / NR) * NR * kc, C + (ic + ir) * ldc + jc + jr,
                                ldc, h, w, alpha_beta, load_c);
                     }
                 }
             }
+        }
+        if (keep && !have) {
+            tls_b_call = call_id;
+            tls_b_jc = jc;
+            tls_b_nc = nc;
         }
     }
 }
@@ -471,11 +545,29 @@ static void gemm_blocked(const gemm_isa *isa, bool trans_a, bool trans_b, int64_
 
 /* ------------------------------------------------------------ entry points --- */
 
+uint64_t aik_gemm_f32_call_id(void)
+{
+    /* process-wide, so two products never share an id whichever threads
+     * start them; 0 is never returned (it means "no reuse") */
+    static _Atomic uint64_t next = 1;
+    return atomic_fetch_add_explicit(&next, 1, memory_order_relaxed);
+}
+
 void aik_gemm_f32_block(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
                         float alpha, const float *A, int64_t lda, const float *B,
                         int64_t ldb, float beta, float *C, int64_t ldc, int64_t m_begin,
                         int64_t m_end, int64_t n_begin, int64_t n_end)
 {
+    aik_gemm_f32_block_call(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc,
+                            m_begin, m_end, n_begin, n_end, 0);
+}
+
+void aik_gemm_f32_block_call(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+                             float alpha, const float *A, int64_t lda, const float *B,
+                             int64_t ldb, float beta, float *C, int64_t ldc, int64_t m_begin,
+                             int64_t m_end, int64_t n_begin, int64_t n_end, uint64_t call_id)
+{
+    (void)call_id; /* only the blocked paths reuse packed panels */
     assert(M >= 0 && N >= 0 && K >= 0);
     assert(0 <= m_begin && m_begin <= m_end && m_end <= M);
     assert(0 <= n_begin && n_begin <= n_end && n_end <= N);
@@ -494,7 +586,8 @@ void aik_gemm_f32_block(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_
     const aik_cpu_isa isa = aik_cpu_active_isa();
     if (isa >= AIK_CPU_AVX2) {
         gemm_blocked(isa >= AIK_CPU_AVX512 ? &isa_avx512 : &isa_avx2, trans_a, trans_b, K,
-                     alpha, A, lda, B, ldb, beta, C, ldc, m_begin, m_end, n_begin, n_end);
+                     alpha, A, lda, B, ldb, beta, C, ldc, m_begin, m_end, n_begin, n_end,
+                     call_id);
         return;
     }
 #endif
@@ -517,6 +610,19 @@ void aik_gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, f
 {
     aik_gemm_f32_block(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, 0, M,
                        0, N);
+}
+
+bool aik_gemm_f32_b_reusable(int64_t N, int64_t K)
+{
+#if AIK_GEMM_X86
+    int64_t mr, nr;
+    aik_gemm_f32_tile(&mr, &nr);
+    if (nr > 1 && N <= GEMM_NC)
+        return K * ((N + nr - 1) / nr * nr) <= (int64_t)GEMM_KC * GEMM_NC;
+#endif
+    (void)N;
+    (void)K;
+    return false;
 }
 
 void aik_gemm_f32_tile(int64_t *ret_mr, int64_t *ret_nr)

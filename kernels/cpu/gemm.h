@@ -23,9 +23,11 @@
  *                                           out, X, in, 1.0f, dW, in)
  *
  * Implementation: a plain scalar triple loop (aik_gemm_f32_ref) and a
- * cache-blocked GEMM (BLIS/GotoBLAS style: A and B panels packed into
- * contiguous micro-panels, a register-tiled FMA micro-kernel: 12×32 with
- * AVX-512F, 6×16 with AVX2+FMA), picked by aik_cpu_active_isa()
+ * cache-blocked GEMM (BLIS/GotoBLAS style: B panels packed into contiguous
+ * micro-panels; A micro-panels read in place when A's row stride is at most
+ * 512 floats, packed otherwise and at ragged edges; a register-tiled FMA
+ * micro-kernel: 12×32 with AVX-512F, 6×16 with AVX2+FMA), picked by
+ * aik_cpu_active_isa()
  * (kernels/cpu/cpu_kernels.h), so aik_cpu_set_isa(AIK_CPU_SCALAR) or
  * AIK_CPU_ISA=scalar forces the reference path. The SIMD code carries
  * per-function target attributes and is only run after that check, so the
@@ -78,6 +80,29 @@ void aik_gemm_f32_block(bool trans_a, bool trans_b, int64_t M, int64_t N,
                         const float *B, int64_t ldb, float beta, float *C,
                         int64_t ldc, int64_t m_begin, int64_t m_end,
                         int64_t n_begin, int64_t n_end);
+
+/* Same as aik_gemm_f32_block, for the blocks of one product split over
+ * threads. call_id (from aik_gemm_f32_call_id, or 0 for none) names the
+ * product: a thread that computes several blocks with the same call_id
+ * and the same columns packs op(B) once, in its thread-local buffer, and
+ * reuses it (when every K block of it fits: K x N up to 128 Ki floats per
+ * 512 columns). So the caller must not change B between the blocks of one
+ * call_id, and must take a new id for every product. Results are the same
+ * bits as aik_gemm_f32 either way. */
+void aik_gemm_f32_block_call(bool trans_a, bool trans_b, int64_t M, int64_t N,
+                             int64_t K, float alpha, const float *A, int64_t lda,
+                             const float *B, int64_t ldb, float beta, float *C,
+                             int64_t ldc, int64_t m_begin, int64_t m_end,
+                             int64_t n_begin, int64_t n_end, uint64_t call_id);
+
+/* A fresh, never 0, process-wide id for aik_gemm_f32_block_call. */
+uint64_t aik_gemm_f32_call_id(void);
+
+/* Whether aik_gemm_f32_block_call keeps op(B) for blocks spanning all N
+ * columns of a K-deep product at the ISA level in use now (so that cutting
+ * such a product into more row blocks than threads packs op(B) no more
+ * often). */
+bool aik_gemm_f32_b_reusable(int64_t N, int64_t K);
 
 /* Register tile (rows × columns of C per micro-kernel call) of the ISA
  * level in use now; 1 × 1 for the scalar path. Splitting C at multiples of

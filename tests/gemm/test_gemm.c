@@ -7,7 +7,8 @@
  *   - beta == 0 never reads C (C starts as NaN), nothing outside the M×N
  *     block of C is written (row padding and a tail guard keep a sentinel);
  *   - row / block splits and the threaded wrapper give bitwise the result
- *     of one aik_gemm_f32 call (the determinism promise of gemm.h);
+ *     of one aik_gemm_f32 call (the determinism promise of gemm.h), also
+ *     when blocks of one call reuse a thread's packed op(B);
  *   - the trainer's three uses, including dW accumulated over two batches;
  *   - K == 0 and alpha == 0 (C = beta * C, A / B not read).
  */
@@ -187,6 +188,10 @@ START_TEST(test_dispatch_vs_double)
     /* sizes around the blocking boundaries (KC 256, MC 144, NC 512) */
     run_case(RUN_DISPATCH, false, true, 145, 513, 257, 1.0f, 0.0f, 3);
     run_case(RUN_DISPATCH, true, false, 300, 520, 520, -1.0f, 1.0f, 0);
+    /* A stored transposed with a row stride over 512 floats: its panels are
+     * packed, not read in place (ragged last panel too) */
+    run_case(RUN_DISPATCH, true, false, 601, 40, 70, 0.5f, -0.75f, 2);
+    run_case(RUN_DISPATCH, true, true, 1030, 33, 17, 1.0f, 0.0f, 0);
     aik_cpu_set_isa(aik_cpu_detect());
 }
 END_TEST
@@ -269,18 +274,81 @@ START_TEST(test_split_bitwise)
 }
 END_TEST
 
+/* aik_gemm_f32_block_call: the blocks of one call_id, run in turn on this
+ * thread (so the second and later reuse the first one's packed op(B)),
+ * equal one aik_gemm_f32 call bit for bit; a new call_id after B changed
+ * in place, and a call without an id clobbering the buffer in between,
+ * never see stale panels. Per ISA level. */
+START_TEST(test_block_call_reuse)
+{
+    if ((int)aik_cpu_detect() < _i)
+        return;
+    aik_cpu_set_isa((aik_cpu_isa)_i);
+    for (int t = 0; t < 4; t++) {
+        const bool ta = t & 1, tb = t & 2;
+        const int64_t M = 131, N = 97, K = 300; /* two K blocks, ragged tiles */
+        const int64_t lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 1, ldc = N + 2;
+        ck_assert(aik_gemm_f32_b_reusable(N, K) == (_i >= AIK_CPU_AVX2));
+        const int64_t b_size = (tb ? N : K) * ldb;
+        float *A = rand_matrix(ta ? K : M, lda), *B = rand_matrix(tb ? N : K, ldb);
+        float *Bs[2] = {alloc_f(b_size), alloc_f(b_size)}; /* B of each round */
+        float *C0 = make_c(M, N, ldc, false), *C1 = alloc_f(M * ldc + GUARD);
+        float *want[2] = {alloc_f(M * ldc + GUARD), alloc_f(M * ldc + GUARD)};
+        float *other = rand_matrix(40, 40), *oc = alloc_f(40 * 40);
+
+        for (int round = 0; round < 2; round++) {
+            for (int64_t i = 0; i < b_size; i++)
+                Bs[round][i] = round ? -0.5f * B[i] + 0.25f : B[i];
+            memcpy(want[round], C0, (size_t)(M * ldc + GUARD) * sizeof(float));
+            aik_gemm_f32(ta, tb, M, N, K, 0.5f, A, lda, Bs[round], ldb, -1.0f, want[round], ldc);
+        }
+        /* Round 1 changes B in place, under the same pointer, and runs right
+         * after round 0's last blocks: only its new id tells it apart. */
+        for (int round = 0; round < 2; round++) {
+            memcpy(B, Bs[round], (size_t)b_size * sizeof(float));
+            memcpy(C1, C0, (size_t)(M * ldc + GUARD) * sizeof(float));
+            const uint64_t id = aik_gemm_f32_call_id();
+            static const int64_t rb[] = {0, 12, 37, 72, 131};
+            for (int r = 0; r + 1 < 5; r++) {
+                aik_gemm_f32_block_call(ta, tb, M, N, K, 0.5f, A, lda, B, ldb, -1.0f, C1, ldc,
+                                        rb[r], rb[r + 1], 0, N, id);
+                if (r == 1) /* clobbers the packing buffers; the id must not be trusted */
+                    aik_gemm_f32(false, false, 40, 40, 40, 1.0f, other, 40, other, 40, 0.0f,
+                                 oc, 40);
+            }
+            ck_assert_msg(memcmp(want[round], C1, (size_t)(M * ldc + GUARD) * sizeof(float)) == 0,
+                          "isa %d trans %d round %d differs", _i, t, round);
+        }
+        ck_assert_uint_ne(aik_gemm_f32_call_id(), 0);
+        free(A);
+        free(B);
+        free(C0);
+        free(C1);
+        free(want[0]);
+        free(want[1]);
+        free(Bs[0]);
+        free(Bs[1]);
+        free(other);
+        free(oc);
+    }
+    aik_cpu_set_isa(aik_cpu_detect());
+}
+END_TEST
+
 /* The threaded wrapper with 1..4 threads (and NULL) equals one plain call
- * bit for bit, for shapes that split over M and over N. */
+ * bit for bit, for shapes that split over M (finely, reusing op(B), and
+ * not) and over N. */
 START_TEST(test_threaded_bitwise)
 {
     static const int64_t shapes[][3] = {
         {256, 96, 64}, {20, 700, 33}, {3, 1000, 70}, {1000, 3, 70}, {130, 130, 130}, {1, 1, 1},
+        {1000, 200, 300}, {600, 520, 40},
     };
     for (int nt = 0; nt <= 4; nt++) {
         aik_threadpool *pool = NULL;
         if (nt > 0)
             ck_assert_int_eq(aik_threadpool_new(nt, &pool), 0);
-        for (int s = 0; s < 6; s++)
+        for (int s = 0; s < 8; s++)
             for (int t = 0; t < 4; t++) {
                 const bool ta = t & 1, tb = t & 2;
                 const int64_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
@@ -410,6 +478,7 @@ static Suite *gemm_suite(void)
     tcase_add_test(tc, test_scalar_is_ref);
     tcase_add_loop_test(tc, test_tile_shape, AIK_CPU_SCALAR, AIK_CPU_AVX512 + 1);
     tcase_add_loop_test(tc, test_split_bitwise, AIK_CPU_SCALAR, AIK_CPU_AVX512 + 1);
+    tcase_add_loop_test(tc, test_block_call_reuse, AIK_CPU_SCALAR, AIK_CPU_AVX512 + 1);
     tcase_add_test(tc, test_threaded_bitwise);
     tcase_add_test(tc, test_trainer_uses);
     tcase_add_test(tc, test_empty_product);
