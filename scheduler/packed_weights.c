@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "kernels/cpu/cpu_kernels.h"
 
@@ -49,6 +51,37 @@ static void pack_task(void *ctx, int task, int thread)
     aik_matmul_pack_groups(j->wt, j->W, j->M, j->K, g0, g1, j->dst);
 }
 
+/* The file-layout weights were just read whole to pack them; from now on
+ * decode reads the copy. Ask the kernel to reclaim the original's pages so
+ * the process does not hold both: MADV_PAGEOUT never loses data (a file
+ * mapping's clean pages are read again on demand, anonymous memory goes to
+ * swap or stays), so it is safe whatever backs the weights. A kernel
+ * without it (before Linux 5.4) says EINVAL, and the pages simply stay. */
+static void release_original(const void *data, size_t bytes)
+{
+#ifdef MADV_PAGEOUT
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    const uintptr_t begin = ((uintptr_t)data + page - 1) & ~(page - 1);
+    const uintptr_t end = ((uintptr_t)data + bytes) & ~(page - 1);
+    if (end > begin)
+        (void)madvise((void *)begin, end - begin, MADV_PAGEOUT);
+#else
+    (void)data;
+    (void)bytes;
+#endif
+}
+
+/* Whether a node other than a matmul's weight input reads w (a tied
+ * embedding's lookup): then its file-layout pages stay where they are. */
+static bool read_elsewhere(const aik_graph *g, aik_node w)
+{
+    for (aik_node i = 0; i < g->n_nodes; i++)
+        for (int s = 0; s < 3; s++)
+            if (g->nodes[i].src[s] == w && !(g->nodes[i].op == AIK_OP_MATMUL && s == 1))
+                return true;
+    return false;
+}
+
 static void drop_copies(aik_packed_weights *pw)
 {
     for (aik_node i = 0; i < pw->g->n_nodes; i++) {
@@ -87,6 +120,8 @@ static int fill_locked(aik_packed_weights *pw, aik_threadpool *pool)
                                     &j);
         pw->copy[wn] = dst;
         pw->bytes += size;
+        if (!read_elsewhere(g, wn))
+            release_original(w->data, (size_t)M * aik_matmul_row_bytes(w->dtype, K));
     }
     return 0;
 }

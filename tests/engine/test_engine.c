@@ -14,6 +14,7 @@
 #include "runtime/adapter_merge.h"
 #include "runtime/generate.h"
 #include "runtime/model.h"
+#include "scheduler/packed_weights.h"
 #include "testutil.h"
 #include "tiny_model.h"
 
@@ -271,6 +272,79 @@ START_TEST(test_dtypes_match_reference)
         tiny_header(&h);
         ck_assert_int_eq(tiny_model_write(p, &h, NULL, cases[i].t, 3), 0);
         check_against_reference(p, cases[i].tol);
+        free(p);
+    }
+}
+END_TEST
+
+/* Sessions on the model's packed q8_0/q4_0 weights (where this CPU has the
+ * packed kernels) against sessions on the file layout: a batched prompt
+ * and then decode give the same logits up to rounding and the same greedy
+ * tokens, on the plain model and on tied embeddings + q/k/v biases +
+ * heterogeneous layers (FFN widths 40 and 96: a 16-row group plus tail
+ * rows; biases keep q, k, v in separate dispatches). */
+START_TEST(test_packed_matches_file_layout)
+{
+    aik_slm_layer layers[3] = { { 4, 2, 96, 0 }, { 2, 1, 40, 0 }, { 3, 3, 64, 0 } };
+    for (int c = 0; c < 4; c++) {
+        const aik_dtype t = c % 2 ? AIK_DTYPE_Q4_0 : AIK_DTYPE_Q8_0;
+        char name[32], *p;
+        aik_slm_header h;
+        snprintf(name, sizeof(name), "packed_%d.slm", c);
+        p = tpath(name);
+        tiny_header(&h);
+        if (c >= 2) {
+            h.n_layers = 3;
+            h.flags = AIK_SLM_FLAG_TIED_EMBEDDINGS | AIK_SLM_FLAG_QKV_BIAS | AIK_SLM_FLAG_ROPE_NEOX;
+        }
+        ck_assert_int_eq(tiny_model_write(p, &h, c >= 2 ? layers : NULL, t, 40 + (uint64_t)c), 0);
+
+        aik_model *m;
+        aik_error err;
+        ck_assert_int_eq(aik_model_open(p, 0, NULL, &m, &err), 0);
+        const uint32_t V = m->hp.n_vocab;
+        aik_session *s[2];
+        for (int k = 0; k < 2; k++) {
+            aik_session_config sc = { .n_threads = 2, .batch = 8, .file_layout = k == 1 };
+            ck_assert_int_eq(aik_session_new(m, &sc, &s[k], &err), 0);
+        }
+        const bool packs = aik_matmul_pack_size(t, 64, 64) > 0;
+        ck_assert_int_eq(aik_packed_weights_bytes(m->packed) > 0, packs);
+        if (!packs)
+            printf("%s: this CPU has no packed kernel: both sessions use the file layout\n", __func__);
+
+        float *lg[2];
+        const float *out;
+        for (int k = 0; k < 2; k++) {
+            lg[k] = malloc((size_t)8 * V * sizeof(float));
+            ck_assert_int_eq(aik_session_eval(s[k], prompt, 8, 8, &out, &err), 0);
+            memcpy(lg[k], out, (size_t)8 * V * sizeof(float));
+        }
+        double e = nmse(lg[0], lg[1], (size_t)8 * V);
+        ck_assert_msg(e < 1e-9, "%s case %d: batched packed vs file layout NMSE %g", aik_dtype_name(t), c, e);
+        /* decode 12 greedy tokens on each */
+        int32_t tok[2] = { prompt[8], prompt[8] };
+        for (int step = 0; step < 12; step++) {
+            float *last[2];
+            for (int k = 0; k < 2; k++) {
+                ck_assert_int_eq(aik_session_eval(s[k], &tok[k], 1, 1, &out, &err), 0);
+                memcpy(lg[k], out, (size_t)V * sizeof(float));
+                last[k] = lg[k];
+                int32_t best = 0;
+                for (uint32_t v = 1; v < V; v++)
+                    if (out[v] > out[best])
+                        best = (int32_t)v;
+                tok[k] = best;
+            }
+            e = nmse(last[0], last[1], V);
+            ck_assert_msg(e < 1e-9, "%s case %d step %d: decode NMSE %g", aik_dtype_name(t), c, step, e);
+            ck_assert_int_eq(tok[0], tok[1]);
+        }
+        for (int k = 0; k < 2; k++) {
+            free(lg[k]);
+            aik_session_free(s[k]);
+        }
+        aik_model_free(m);
         free(p);
     }
 }
@@ -593,6 +667,7 @@ int main(void)
     tcase_add_test(tc, test_f32_matches_reference);
     tcase_add_test(tc, test_variants_match_reference);
     tcase_add_test(tc, test_dtypes_match_reference);
+    tcase_add_test(tc, test_packed_matches_file_layout);
     tcase_add_test(tc, test_context_and_token_limits);
     tcase_add_test(tc, test_bad_packages_refused);
     tcase_add_test(tc, test_generation);
