@@ -306,15 +306,45 @@ void aik_threadpool_parallel_for_then(aik_threadpool *pool, int n_tasks, aik_par
 
 /* ---------------------------------------------------- threaded matmul --- */
 
+/* Rows are handed out by guided self-scheduling: a thread claims
+ * remaining / (2 · threads) rows at a time, rounded up to the kernel's
+ * granularity and at least MIN_CLAIM_ROWS. Early claims are long (few
+ * atomics, long contiguous streams), the last ones short, so the threads
+ * reach the barrier within one short claim of each other. Decode runs ~150
+ * matmul dispatches per token; a fixed chunk of 1/8 of a matrix left up to
+ * that much of it on one thread at the end of every one. The parts are
+ * laid end to end as one row range; a claim never crosses into the next
+ * part. Whatever the claims, every row is computed by the same operations
+ * (claims start at multiples of the granularity), so the results do not
+ * depend on them. */
+#define MIN_CLAIM_ROWS 16
+
 struct matmul_job {
     aik_dtype wt;
     const aik_matmul_part *parts;
     int n_parts;
-    int first_task[AIK_MATMUL_MAX_PARTS + 1]; /* tasks of part p: [first_task[p], first_task[p+1]) */
+    int64_t start[AIK_MATMUL_MAX_PARTS + 1]; /* part p: rows [start[p], start[p+1]) of the whole */
+    int64_t gran;                            /* claims are multiples of it (but at part ends) */
+    int nt;
+    _Atomic int64_t cursor;                  /* first row not yet claimed */
     const float *X;
     void *scratch;
-    int64_t K, N, chunk;
+    int64_t K, N;
 };
+
+/* The claim starting at row cur of the whole: its end. */
+static int64_t claim_end(const int64_t *start, int n_parts, int64_t gran, int nt, int64_t cur)
+{
+    const int64_t total = start[n_parts];
+    int p = 0;
+    while (cur >= start[p + 1])
+        p++;
+    int64_t take = (total - cur) / (2 * (int64_t)nt);
+    if (take < MIN_CLAIM_ROWS)
+        take = MIN_CLAIM_ROWS;
+    take = (take + gran - 1) / gran * gran;
+    return cur + take < start[p + 1] ? cur + take : start[p + 1];
+}
 
 static void prepare_row(const struct matmul_job *j, int64_t n)
 {
@@ -333,62 +363,62 @@ static void matmul_prepare_task(void *ctxp, int task, int thread)
 static void matmul_rows_task(void *ctxp, int task, int thread)
 {
     struct matmul_job *j = ctxp;
-    int p = 0;
+    const int64_t total = j->start[j->n_parts];
+    (void)task;
     (void)thread;
-    while (task >= j->first_task[p + 1])
-        p++;
-    const aik_matmul_part *part = &j->parts[p];
-    const int64_t m0 = (int64_t)(task - j->first_task[p]) * j->chunk;
-    const int64_t m1 = m0 + j->chunk < part->M ? m0 + j->chunk : part->M;
-    if (part->packed)
-        aik_matmul_rows_packed(j->wt, part->W, j->scratch, part->Y, part->M, j->K, j->N, m0, m1);
-    else
-        aik_matmul_rows(j->wt, part->W, j->X, j->scratch, part->Y, part->M, j->K, j->N, m0, m1);
+    for (;;) {
+        int64_t cur = atomic_load_explicit(&j->cursor, memory_order_relaxed), end;
+        do {
+            if (cur >= total)
+                return;
+            end = claim_end(j->start, j->n_parts, j->gran, j->nt, cur);
+        } while (!atomic_compare_exchange_weak_explicit(&j->cursor, &cur, end, memory_order_relaxed,
+                                                        memory_order_relaxed));
+        int p = 0;
+        while (cur >= j->start[p + 1])
+            p++;
+        const aik_matmul_part *part = &j->parts[p];
+        const int64_t m0 = cur - j->start[p], m1 = end - j->start[p];
+        if (part->packed)
+            aik_matmul_rows_packed(j->wt, part->W, j->scratch, part->Y, part->M, j->K, j->N, m0, m1);
+        else
+            aik_matmul_rows(j->wt, part->W, j->X, j->scratch, part->Y, part->M, j->K, j->N, m0, m1);
+    }
 }
 
-/* A few chunks per thread over all the parts' rows together, so a thread
- * slowed by a neighbour on the machine does not hold the others up; chunks
- * are multiples of 4 rows (the dot4 kernel) and at least 16 rows so
- * dispatch stays cheap; packed weights take whole groups of 16 rows. A
- * chunk never straddles two parts: part p has tasks [first[p], first[p+1]).
- * At most 4 * nt + 1 + n_parts tasks by the choice of chunk: fits an int. */
-static int64_t plan_chunks(const aik_matmul_part *parts, int n_parts, int nt, int first[])
+static void lay_out_parts(const aik_matmul_part *parts, int n_parts, int64_t *start)
 {
-    int64_t total = 0;
+    start[0] = 0;
     for (int p = 0; p < n_parts; p++)
-        total += parts[p].M;
-    int64_t chunk = (total + (int64_t)nt * 4 - 1) / ((int64_t)nt * 4);
-    if (chunk < 16)
-        chunk = 16;
-    chunk = parts[0].packed ? (chunk + 15) & ~(int64_t)15 : (chunk + 3) & ~(int64_t)3;
-    first[0] = 0;
-    for (int p = 0; p < n_parts; p++)
-        first[p + 1] = first[p] + (int)((parts[p].M + chunk - 1) / chunk);
-    return chunk;
+        start[p + 1] = start[p] + parts[p].M;
 }
 
-/* Where worker w will most likely start the next dispatch: its task w
- * (the caller takes task 0 as it posts the job, each worker the next one
- * free), up to NEXT_PREFETCH_BYTES of it. */
+/* Where worker w will most likely start the next dispatch: its first
+ * claim, the caller having claimed first (it starts on the job as it posts
+ * it) and the workers after it in order; up to NEXT_PREFETCH_BYTES of it. */
 #define NEXT_PREFETCH_BYTES (48 * 1024)
 
 static void plan_next(const aik_matmul_next *next, int nt, aik_prefetch_span *after)
 {
-    int first[AIK_MATMUL_MAX_PARTS + 1];
-    const int64_t chunk = plan_chunks(next->parts, next->n_parts, nt, first);
+    int64_t start[AIK_MATMUL_MAX_PARTS + 1];
+    lay_out_parts(next->parts, next->n_parts, start);
+    const int64_t gran = next->parts[0].packed ? 16 : 4;
     const size_t row = next->parts[0].packed ? aik_matmul_packed_row_bytes(next->wt, next->K)
                                              : aik_matmul_row_bytes(next->wt, next->K);
     memset(after, 0, (size_t)nt * AIK_PREFETCH_SPANS * sizeof(*after));
-    for (int w = 1; w < nt; w++)
-        for (int p = 0; p < next->n_parts; p++)
-            if (w >= first[p] && w < first[p + 1]) {
-                const int64_t m0 = (int64_t)(w - first[p]) * chunk;
-                const int64_t rows = next->parts[p].M - m0 < chunk ? next->parts[p].M - m0 : chunk;
-                const size_t bytes = (size_t)rows * row;
-                after[w * AIK_PREFETCH_SPANS] = (aik_prefetch_span){
-                    (const char *)next->parts[p].W + (size_t)m0 * row,
-                    bytes < NEXT_PREFETCH_BYTES ? bytes : NEXT_PREFETCH_BYTES };
-            }
+    int64_t cur = 0;
+    for (int w = 0; w < nt && cur < start[next->n_parts]; w++) {
+        const int64_t end = claim_end(start, next->n_parts, gran, nt, cur);
+        int p = 0;
+        while (cur >= start[p + 1])
+            p++;
+        const size_t bytes = (size_t)(end - cur) * row;
+        if (w > 0)
+            after[w * AIK_PREFETCH_SPANS] = (aik_prefetch_span){
+                (const char *)next->parts[p].W + (size_t)(cur - start[p]) * row,
+                bytes < NEXT_PREFETCH_BYTES ? bytes : NEXT_PREFETCH_BYTES };
+        cur = end;
+    }
 }
 
 void aik_matmul_threaded_parts_then(aik_threadpool *pool, aik_dtype wt, const aik_matmul_part *parts,
@@ -397,14 +427,12 @@ void aik_matmul_threaded_parts_then(aik_threadpool *pool, aik_dtype wt, const ai
 {
     const int nt = aik_threadpool_size(pool);
     struct matmul_job j = { .wt = wt, .parts = parts, .n_parts = n_parts, .X = X, .scratch = scratch, .K = K, .N = N };
-    int64_t total = 0;
 
     assert(n_parts >= 1 && n_parts <= AIK_MATMUL_MAX_PARTS);
-    for (int p = 0; p < n_parts; p++) {
+    for (int p = 0; p < n_parts; p++)
         assert(parts[p].packed == parts[0].packed);
-        total += parts[p].M;
-    }
-    if (total <= 0 || N <= 0)
+    lay_out_parts(parts, n_parts, j.start);
+    if (j.start[n_parts] <= 0 || N <= 0)
         return;
     if (aik_matmul_scratch_size(wt, K, N) > 0) {
         /* quantizing a row takes ~0.1 us per 32 values: only worth a
@@ -415,7 +443,10 @@ void aik_matmul_threaded_parts_then(aik_threadpool *pool, aik_dtype wt, const ai
             for (int64_t n = 0; n < N; n++)
                 prepare_row(&j, n);
     }
-    j.chunk = plan_chunks(parts, n_parts, nt, j.first_task);
+    /* the dot4 kernels take 4 rows, the packed ones 16 */
+    j.gran = parts[0].packed ? 16 : 4;
+    j.nt = nt;
+    atomic_init(&j.cursor, 0);
     /* Only decode has gaps worth filling, and only up to a handful of
      * threads is the hint array worth building on the stack. */
     aik_prefetch_span after[16 * AIK_PREFETCH_SPANS];
@@ -428,7 +459,8 @@ void aik_matmul_threaded_parts_then(aik_threadpool *pool, aik_dtype wt, const ai
             hint = after;
         }
     }
-    aik_threadpool_parallel_for_then(pool, j.first_task[n_parts], matmul_rows_task, &j, hint);
+    /* one task per thread; each claims rows until none are left */
+    aik_threadpool_parallel_for_then(pool, nt, matmul_rows_task, &j, hint);
 }
 
 void aik_matmul_threaded_parts(aik_threadpool *pool, aik_dtype wt, const aik_matmul_part *parts,
