@@ -18,6 +18,7 @@
 
 #include "kernels/cpu/cpu_internal.h"
 #include "scheduler/threadpool.h"
+#include "kernel_test_data.h"
 #include "testutil.h"
 
 /* ggml tests/test-quantize-fns.cpp */
@@ -25,39 +26,6 @@
 #define MAX_QUANTIZATION_TOTAL_ERROR 0.002f
 #define MAX_DOT_PRODUCT_ERROR 0.02f
 #define NMSE_F32 1e-7
-
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-
-static uint32_t rnd_u32(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (uint32_t)(rng_state >> 16);
-}
-
-/* uniform in [-1, 1) */
-static float rnd_f(void)
-{
-    return (float)rnd_u32() / 2147483648.0f - 1.0f;
-}
-
-static void fill(float *x, int64_t n, float scale)
-{
-    for (int64_t i = 0; i < n; i++)
-        x[i] = rnd_f() * scale;
-}
-
-static double nmse(const float *got, const float *want, int64_t n)
-{
-    double num = 0.0, den = 0.0;
-    for (int64_t i = 0; i < n; i++) {
-        const double d = (double)got[i] - want[i];
-        num += d * d;
-        den += (double)want[i] * want[i];
-    }
-    return den > 0.0 ? num / den : num;
-}
 
 static float u2f(uint32_t u)
 {
@@ -447,13 +415,6 @@ START_TEST(test_quant_dots)
 END_TEST
 
 /* ------------------------------------------------------------- matmul --- */
-
-static void make_weights(aik_dtype t, const float *wf, void *dst, int64_t M, int64_t K)
-{
-    const size_t rb = aik_cpu_row_bytes(t, K);
-    for (int64_t m = 0; m < M; m++)
-        aik_quantize_row(t, wf + m * K, (char *)dst + m * rb, K);
-}
 
 START_TEST(test_matmul_vs_reference)
 {
