@@ -117,8 +117,9 @@ static int plan(aik_cpu_exec *e)
     return 0;
 }
 
-/* Whether two buffers' float ranges (max_batch rows of their node's width)
- * overlap: the planner may give nodes whose lives do not meet one buffer. */
+/* Whether nodes a and b write the same buffer: the planner gives one buffer
+ * to nodes whose lives do not meet, which is no longer true once they run
+ * at the same time. */
 static bool same_buffer(const aik_cpu_exec *e, aik_node a, aik_node b)
 {
     return e->buf_of[a] >= 0 && e->buf_of[a] == e->buf_of[b];
