@@ -679,50 +679,58 @@ packed16(bool q4, const void *group, int64_t nb, const aik_xblock *x, int64_t xs
 {
     const size_t bbytes = q4 ? 32 + 256 : 32 + 512;
     const __m512i lo = _mm512_set1_epi8(0x0f), hi = _mm512_set1_epi8((char)0xf0);
-    __m512 acc[4][2];
-    for (int j = 0; j < n_x; j++)
-        acc[j][0] = acc[j][1] = _mm512_setzero_ps();
+    __m512 acc0[4], acc1[4]; /* even and odd blocks */
+    _Pragma("GCC unroll 4") for (int j = 0; j < n_x; j++)
+        acc0[j] = acc1[j] = _mm512_setzero_ps();
     const char *o = group;
     for (int64_t b = 0; b < nb; b++, o += bbytes) {
-        for (size_t l = 0; l < bbytes; l += 64)
+        _Pragma("GCC unroll 9") for (size_t l = 0; l < bbytes; l += 64)
             _mm_prefetch(o + PACKED_PF_BYTES + l, _MM_HINT_T0);
         __m512i a[4], ah[4];
-        for (int j = 0; j < n_x; j++)
+        _Pragma("GCC unroll 4") for (int j = 0; j < n_x; j++)
             a[j] = ah[j] = _mm512_setzero_si512();
         if (q4) {
-            for (int p = 0; p < 4; p++) {
+            _Pragma("GCC unroll 4") for (int p = 0; p < 4; p++) {
                 const __m512i v = _mm512_loadu_si512(o + 32 + 64 * p);
                 const __m512i vl = _mm512_and_si512(v, lo), vh = _mm512_and_si512(v, hi);
-                for (int j = 0; j < n_x; j++) {
+                _Pragma("GCC unroll 4") for (int j = 0; j < n_x; j++) {
                     a[j] = _mm512_dpbusd_epi32(a[j], vl, xquad(x + j * xs + b, p));
                     ah[j] = _mm512_dpbusd_epi32(ah[j], vh, xquad(x + j * xs + b, p + 4));
                 }
             }
-            for (int j = 0; j < n_x; j++)
+            _Pragma("GCC unroll 4") for (int j = 0; j < n_x; j++)
                 a[j] = _mm512_add_epi32(a[j], _mm512_srai_epi32(ah[j], 4));
         } else {
             /* two chains per row so the vpdpbusd latency overlaps */
-            for (int q = 0; q < 8; q += 2) {
+            _Pragma("GCC unroll 4") for (int q = 0; q < 8; q += 2) {
                 const __m512i v0 = _mm512_loadu_si512(o + 32 + 64 * q);
                 const __m512i v1 = _mm512_loadu_si512(o + 32 + 64 * (q + 1));
-                for (int j = 0; j < n_x; j++) {
+                _Pragma("GCC unroll 4") for (int j = 0; j < n_x; j++) {
                     a[j] = _mm512_dpbusd_epi32(a[j], v0, xquad(x + j * xs + b, q));
                     ah[j] = _mm512_dpbusd_epi32(ah[j], v1, xquad(x + j * xs + b, q + 1));
                 }
             }
-            for (int j = 0; j < n_x; j++)
+            _Pragma("GCC unroll 4") for (int j = 0; j < n_x; j++)
                 a[j] = _mm512_add_epi32(a[j], ah[j]);
         }
         const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)o));
-        for (int j = 0; j < n_x; j++) {
+        __m512 t[4];
+        _Pragma("GCC unroll 4") for (int j = 0; j < n_x; j++) {
             const aik_xblock *xb = x + j * xs + b;
-            const __m512 t = _mm512_fmsub_ps(_mm512_cvtepi32_ps(a[j]), _mm512_set1_ps(xb->d),
-                                             _mm512_set1_ps(xb->c));
-            acc[j][b & 1] = _mm512_fmadd_ps(t, dw, acc[j][b & 1]);
+            t[j] = _mm512_fmsub_ps(_mm512_cvtepi32_ps(a[j]), _mm512_set1_ps(xb->d), _mm512_set1_ps(xb->c));
+        }
+        /* (a branch, not acc[j][b & 1]: that index would keep the
+         * accumulators in memory) */
+        if (b & 1) {
+            _Pragma("GCC unroll 4") for (int j = 0; j < n_x; j++)
+                acc1[j] = _mm512_fmadd_ps(t[j], dw, acc1[j]);
+        } else {
+            _Pragma("GCC unroll 4") for (int j = 0; j < n_x; j++)
+                acc0[j] = _mm512_fmadd_ps(t[j], dw, acc0[j]);
         }
     }
-    for (int j = 0; j < n_x; j++)
-        _mm512_storeu_ps(y + j * ys, _mm512_add_ps(acc[j][0], acc[j][1]));
+    _Pragma("GCC unroll 4") for (int j = 0; j < n_x; j++)
+        _mm512_storeu_ps(y + j * ys, _mm512_add_ps(acc0[j], acc1[j]));
 }
 
 #define DEF_QDOT16(T, Q4)                                                                \
