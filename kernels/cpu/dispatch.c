@@ -256,7 +256,7 @@ size_t aik_matmul_scratch_size(aik_dtype wt, int64_t K, int64_t N)
  * (same q8_0 blocks), then the per-lane scales and offsets of the weight
  * type (see aik_xblock). */
 static void prepare_xblocks(const aik_cpu_ops *ops, aik_dtype wt, const float *x,
-                            aik_xblock *xb, int64_t K)
+                            aik_xblock *xb, int64_t K, bool lanes)
 {
     const int32_t bias = wt == AIK_DTYPE_Q8_0 ? 128 : 8;
     for (int64_t i = 0; i < K / AIK_QK8_0; i++) {
@@ -267,10 +267,14 @@ static void prepare_xblocks(const aik_cpu_ops *ops, aik_dtype wt, const float *x
         int32_t sum = 0;
         for (int l = 0; l < 8; l++) {
             const int32_t s = q.qs[4 * l] + q.qs[4 * l + 1] + q.qs[4 * l + 2] + q.qs[4 * l + 3];
+            sum += s;
+            /* per-lane scales and offsets: only the file-layout kernels
+             * read them (the packed ones take d and c) */
+            if (!lanes)
+                continue;
             /* the high q4_0 nibbles enter as 16 q: dividing d by 16 is exact */
             xb[i].dv[l] = wt == AIK_DTYPE_Q4_0 && l >= 4 ? d / 16.0f : d;
             xb[i].cv[l] = d * (float)(bias * s);
-            sum += s;
         }
         xb[i].d = d;
         xb[i].c = d * (float)(bias * sum); /* |bias * sum| <= 128 * 4064: exact in float */
@@ -286,7 +290,7 @@ void aik_matmul_prepare_row(aik_dtype wt, const float *X, int64_t K, int64_t n,
     const aik_cpu_ops *ops = aik_cpu_ops_active();
     if (uses_qdot(ops, wt)) {
         aik_cpu_fp16_table_init();
-        prepare_xblocks(ops, wt, X + n * K, (aik_xblock *)scratch + n * (K / AIK_QK8_0), K);
+        prepare_xblocks(ops, wt, X + n * K, (aik_xblock *)scratch + n * (K / AIK_QK8_0), K, true);
     } else {
         const size_t xrow = aik_cpu_row_bytes(AIK_DTYPE_Q8_0, K);
         ops->quantize_q8_0(X + n * K, (char *)scratch + (size_t)n * xrow, K);
@@ -297,7 +301,7 @@ void aik_matmul_prepare_row_packed(aik_dtype wt, const float *X, int64_t K, int6
                                    void *scratch)
 {
     assert(is_quantized(wt) && K % AIK_QK8_0 == 0);
-    prepare_xblocks(aik_cpu_ops_active(), wt, X + n * K, (aik_xblock *)scratch + n * (K / AIK_QK8_0), K);
+    prepare_xblocks(aik_cpu_ops_active(), wt, X + n * K, (aik_xblock *)scratch + n * (K / AIK_QK8_0), K, false);
 }
 
 void aik_matmul_prepare(aik_dtype wt, const float *X, int64_t K, int64_t N,
