@@ -279,8 +279,11 @@ int aikctl_cmd_bench(int argc, char **argv)
         default: usage(stderr); return 2;
         }
     }
-    if (optind + 1 != argc || reps == 0 || (n_pp == 0 && n_tg == 0) || ((devices || plugin_dir) && !override) ||
-        (profile && (override || strcmp(device, "cpu") != 0))) {
+    if (profile && (override || strcmp(device, "cpu") != 0)) {
+        fprintf(stderr, "aikctl bench: --profile times the CPU executor only (no --device or --override)\n");
+        return 2;
+    }
+    if (optind + 1 != argc || reps == 0 || (n_pp == 0 && n_tg == 0) || ((devices || plugin_dir) && !override)) {
         usage(stderr);
         return 2;
     }
