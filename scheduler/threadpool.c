@@ -2,13 +2,20 @@
 /*
  * scheduler/threadpool.c — fixed pthread pool with low-latency dispatch.
  *
- * A job is published by bumping `gen`. Workers spin on it for a short while
+ * A job is published by bumping `gen`. Workers spin on it for a while
  * (decode issues a job every few tens of microseconds, and waking a thread
  * from a futex costs about as much as a small job), then sleep on the futex
- * of `gen`. Tasks are claimed from an atomic counter, so uneven tasks
- * balance themselves. The caller runs tasks too, then waits until every
- * worker has acknowledged the generation — only then may the job
- * description be overwritten by the next call.
+ * of `gen`.
+ *
+ * The caller never waits for a worker that has not taken a task. Tasks are
+ * claimed with a compare-and-swap on one word holding the job's task count
+ * and its next task, so a worker that shows up late (asleep, or its vCPU
+ * taken away by the hypervisor) can only claim a task of the job that is
+ * current; the caller takes every task nobody else has, and the job is
+ * over when all its tasks are done. On a busy VM a worker whose vCPU the
+ * hypervisor has taken away then costs a job its share of the work, not
+ * the time until that vCPU runs again. Only a worker caught inside a task
+ * still holds the caller up.
  */
 #include <assert.h>
 #include <errno.h>
@@ -35,19 +42,29 @@
 #define PAUSE_SPINS 256
 #define YIELD_SPINS 64
 
+/* claim word: the job's task count in the high half, its next unclaimed
+ * task in the low half */
+#define CLAIM(n_tasks, next) ((uint64_t)(n_tasks) << 32 | (uint32_t)(next))
+#define CLAIM_COUNT(w) ((uint32_t)((w) >> 32))
+#define CLAIM_NEXT(w) ((uint32_t)(w))
+
 struct aik_threadpool {
     int n_threads;
     pthread_t *threads;
     pthread_mutex_t call_lock; /* one parallel_for at a time */
 
-    /* the job; written by the caller before gen is bumped */
+    /* the job; written by the caller before claim and gen are published,
+     * read by a worker only after it has claimed one of its tasks (the job
+     * cannot end, nor these be overwritten, before that task is done) */
     aik_parallel_fn fn;
     void *ctx;
-    int n_tasks;
-    _Atomic int next_task;
+    /* per worker: memory to pull into its cache once it has run out of
+     * tasks (aik_threadpool_parallel_for_then) */
+    aik_prefetch_span *after;
 
+    _Atomic uint64_t claim;     /* CLAIM(task count, next task) */
+    _Atomic uint32_t done;      /* futex word: tasks of this job finished */
     _Atomic uint32_t gen;       /* futex word: bumped per job (and to stop) */
-    _Atomic uint32_t acked;     /* futex word: workers done with this job */
     _Atomic int stop;
     /* Threads inside (or about to enter) a futex wait. The wake syscall is
      * only made when someone sleeps: in steady decode everyone spins and a
@@ -56,9 +73,6 @@ struct aik_threadpool {
      * futex sees the new value and returns at once. */
     _Atomic int gen_sleepers;
     _Atomic int caller_sleeping;
-    /* per worker: memory to pull into its cache once it has run out of
-     * tasks (aik_threadpool_parallel_for_then); written with the job */
-    aik_prefetch_span *after;
 };
 
 struct worker_arg {
@@ -98,15 +112,43 @@ static bool spin_once(int *spins)
     return false;
 }
 
-static void run_tasks(aik_threadpool *pool, int thread)
+/* Claim a task of the current job; -1 once it has none left. The word
+ * holds the job's task count beside its next task, so a claim is valid
+ * exactly when its CAS succeeds, however late the thread: the job cannot
+ * end (nor its fields be overwritten) before the claimed task is done. */
+static int claim_task(aik_threadpool *pool, uint32_t *n_tasks)
 {
-    const aik_parallel_fn fn = pool->fn;
-    void *ctx = pool->ctx;
-    const int n = pool->n_tasks;
-    int t;
+    uint64_t w = atomic_load_explicit(&pool->claim, memory_order_acquire);
+    for (;;) {
+        if (CLAIM_NEXT(w) >= CLAIM_COUNT(w))
+            return -1;
+        if (atomic_compare_exchange_weak_explicit(&pool->claim, &w, w + 1, memory_order_acquire,
+                                                  memory_order_acquire)) {
+            *n_tasks = CLAIM_COUNT(w);
+            return (int)CLAIM_NEXT(w);
+        }
+    }
+}
 
-    while ((t = atomic_fetch_add_explicit(&pool->next_task, 1, memory_order_relaxed)) < n)
+/* Run tasks of the current job until none is left. Returns how many were
+ * run; the first claim copies the thread's prefetch spans (while the job
+ * is alive). */
+static int run_tasks(aik_threadpool *pool, int thread, aik_prefetch_span *spans)
+{
+    int t, ran = 0;
+    uint32_t n = 0;
+    while ((t = claim_task(pool, &n)) >= 0) {
+        const aik_parallel_fn fn = pool->fn;
+        void *ctx = pool->ctx;
+        if (ran++ == 0 && spans)
+            memcpy(spans, &pool->after[thread * AIK_PREFETCH_SPANS],
+                   AIK_PREFETCH_SPANS * sizeof(*spans));
         fn(ctx, t, thread);
+        /* the last task to finish wakes the caller if it went to sleep */
+        if (atomic_fetch_add(&pool->done, 1) + 1 == n && atomic_load(&pool->caller_sleeping))
+            futex(&pool->done, FUTEX_WAKE_PRIVATE, 1);
+    }
+    return ran;
 }
 
 /* While the caller runs the serial work between two jobs (norms, rope,
@@ -142,17 +184,13 @@ static void *worker_main(void *argp)
                 futex(&pool->gen, FUTEX_WAIT_PRIVATE, seen);
                 atomic_fetch_sub(&pool->gen_sleepers, 1);
             }
+        /* a worker that wakes late joins the newest job, if any is left */
         seen = g;
         if (atomic_load_explicit(&pool->stop, memory_order_acquire))
             break;
-        run_tasks(pool, index);
-        /* read before the ack: after it the caller may post the next job */
         aik_prefetch_span spans[AIK_PREFETCH_SPANS];
-        memcpy(spans, &pool->after[index * AIK_PREFETCH_SPANS], sizeof(spans));
-        /* the last worker to finish wakes the caller if it went to sleep */
-        if (atomic_fetch_add(&pool->acked, 1) + 1 == (uint32_t)(pool->n_threads - 1) &&
-            atomic_load(&pool->caller_sleeping))
-            futex(&pool->acked, FUTEX_WAKE_PRIVATE, 1);
+        if (run_tasks(pool, index, spans) == 0)
+            continue;
         for (int k = 0; k < AIK_PREFETCH_SPANS && prefetch_while_idle(pool, seen, spans[k]); k++)
             ;
     }
@@ -180,8 +218,8 @@ int aik_threadpool_new(int n_threads, aik_threadpool **ret_pool)
         return -ENOMEM;
     pool->n_threads = n_threads;
     atomic_init(&pool->gen, 0);
-    atomic_init(&pool->acked, 0);
-    atomic_init(&pool->next_task, 0);
+    atomic_init(&pool->claim, CLAIM(0, 0));
+    atomic_init(&pool->done, 0);
     atomic_init(&pool->stop, 0);
     atomic_init(&pool->gen_sleepers, 0);
     atomic_init(&pool->caller_sleeping, 0);
@@ -277,28 +315,26 @@ void aik_threadpool_parallel_for_then(aik_threadpool *pool, int n_tasks, aik_par
     pthread_mutex_lock(&pool->call_lock);
     pool->fn = fn;
     pool->ctx = ctx;
-    pool->n_tasks = n_tasks;
     for (int i = AIK_PREFETCH_SPANS; i < pool->n_threads * AIK_PREFETCH_SPANS; i++)
         pool->after[i] = after ? after[i] : (aik_prefetch_span){ NULL, 0 };
-    atomic_store_explicit(&pool->next_task, 0, memory_order_relaxed);
-    atomic_store_explicit(&pool->acked, 0, memory_order_relaxed);
-    /* (seq_cst includes release: the job fields above are visible to
-     * whoever sees the new gen) */
+    atomic_store_explicit(&pool->done, 0, memory_order_relaxed);
+    /* release: a claim of the new job sees the fields above */
+    atomic_store_explicit(&pool->claim, CLAIM(n_tasks, 0), memory_order_release);
     atomic_fetch_add(&pool->gen, 1);
     if (atomic_load(&pool->gen_sleepers) > 0)
         futex(&pool->gen, FUTEX_WAKE_PRIVATE, INT_MAX);
 
     tls_thread_index = 0;
-    run_tasks(pool, 0);
+    run_tasks(pool, 0, NULL);
     tls_thread_index = -1;
 
-    const uint32_t want = (uint32_t)(pool->n_threads - 1);
-    uint32_t a;
+    /* only tasks that a worker has claimed and not finished are left */
+    uint32_t d;
     int spins = 0;
-    while ((a = atomic_load_explicit(&pool->acked, memory_order_acquire)) != want)
+    while ((d = atomic_load_explicit(&pool->done, memory_order_acquire)) != (uint32_t)n_tasks)
         if (!spin_once(&spins)) {
             atomic_store(&pool->caller_sleeping, 1);
-            futex(&pool->acked, FUTEX_WAIT_PRIVATE, a);
+            futex(&pool->done, FUTEX_WAIT_PRIVATE, d);
             atomic_store(&pool->caller_sleeping, 0);
         }
     pthread_mutex_unlock(&pool->call_lock);

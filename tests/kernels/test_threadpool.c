@@ -126,6 +126,50 @@ START_TEST(test_many_small_jobs)
 }
 END_TEST
 
+/* Back-to-back jobs with their own contexts and task counts, most of them
+ * over before a worker wakes up: a worker that comes late may only take
+ * tasks of the job that is current, with that job's context. */
+struct tagged_ctx {
+    _Atomic int hits[8];
+    _Atomic int closed; /* set once its job has returned */
+    _Atomic int late;   /* a task ran after that */
+};
+
+static void tagged_task(void *p, int task, int thread)
+{
+    struct tagged_ctx *c = p;
+    (void)thread;
+    if (atomic_load(&c->closed))
+        atomic_store(&c->late, 1);
+    atomic_fetch_add(&c->hits[task], 1);
+}
+
+START_TEST(test_late_workers)
+{
+    enum { JOBS = 20000 };
+    aik_threadpool *pool = NULL;
+    ck_assert_int_eq(aik_threadpool_new(3, &pool), 0);
+    struct tagged_ctx *ctx = calloc(JOBS, sizeof(*ctx));
+    ck_assert_ptr_nonnull(ctx);
+    for (int j = 0; j < JOBS; j++) {
+        const int n = 2 + j % 6;
+        aik_threadpool_parallel_for(pool, n, tagged_task, &ctx[j]);
+        atomic_store(&ctx[j].closed, 1);
+        for (int t = 0; t < 8; t++)
+            ck_assert_int_eq(atomic_load(&ctx[j].hits[t]), t < n);
+        /* let the workers fall asleep now and then */
+        if (j % 5000 == 4999) {
+            struct timespec ts = { 0, 5000000 };
+            nanosleep(&ts, NULL);
+        }
+    }
+    for (int j = 0; j < JOBS; j++)
+        ck_assert_int_eq(atomic_load(&ctx[j].late), 0);
+    free(ctx);
+    aik_threadpool_free(pool);
+}
+END_TEST
+
 /* Jobs posted while workers still prefetch the previous job's spans: every
  * task still runs exactly once (a worker drops its prefetch for the new
  * job), with spans of every size, NULL entries and a NULL array. */
@@ -238,6 +282,7 @@ static Suite *threadpool_suite(void)
     tcase_add_test(tc, test_every_task_once);
     tcase_add_test(tc, test_all_threads_work);
     tcase_add_test(tc, test_many_small_jobs);
+    tcase_add_test(tc, test_late_workers);
     tcase_add_test(tc, test_prefetch_after);
     tcase_add_test(tc, test_nested);
     tcase_add_test(tc, test_concurrent_callers);
