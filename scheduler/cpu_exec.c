@@ -29,7 +29,8 @@ struct aik_cpu_exec {
     /* per KV slot, head-major: kv head h's position p at (h·ctx_len + p)·head_dim,
      * so attention reads one head's keys and values as one contiguous run */
     float **k_cache, **v_cache;
-    float *att_scratch;    /* per thread: ctx_len scores */
+    float *att_scratch;    /* per thread: att_group * ctx_len scores */
+    uint32_t att_group;    /* most q heads per kv head in any layer */
     /* rope cos/sin per row of the current run (aik_rope_table), made by
      * the first rope node of the run and reused by the rest: every layer
      * rotates by the same angles. Valid for rope_head_dim and rope_theta. */
@@ -228,7 +229,14 @@ int aik_cpu_exec_new(const aik_graph *g, const aik_cpu_exec_config *cfg, aik_thr
             goto fail;
         e->kv_bytes += 2 * floats * sizeof(float);
     }
-    e->att_scratch = malloc((size_t)n_threads * e->ctx_len * sizeof(float));
+    /* per thread: the scores of one kv head's group of q heads */
+    for (aik_node i = 0; i < g->n_nodes; i++)
+        if (g->nodes[i].op == AIK_OP_ATTENTION && g->nodes[i].n_kv_heads &&
+            g->nodes[i].n_heads / g->nodes[i].n_kv_heads > e->att_group)
+            e->att_group = g->nodes[i].n_heads / g->nodes[i].n_kv_heads;
+    if (!e->att_group)
+        e->att_group = 1;
+    e->att_scratch = malloc((size_t)n_threads * e->att_group * e->ctx_len * sizeof(float));
     if (!e->att_scratch)
         goto fail;
     size_t rope_floats = 0;
@@ -372,25 +380,20 @@ typedef struct att_job {
     uint32_t n_rows, pos0;
 } att_job;
 
-/* One task per (row, kv head): the q heads that share a kv head run one
- * after the other on one thread, so that kv head's keys and values come
- * from memory once and from L1 for the rest of its group. */
+/* One task per (row, kv head): the q heads that share a kv head go
+ * together (aik_attention_group), so that kv head's keys and values are
+ * read once for its group. */
 static void att_task(void *ctx, int task, int thread)
 {
     const att_job *j = ctx;
     const aik_gnode *n = j->n;
-    uint32_t row = (uint32_t)task / n->n_kv_heads, kvh = (uint32_t)task % n->n_kv_heads;
-    uint32_t group = n->n_heads / n->n_kv_heads;
-    uint32_t pos = j->pos0 + row;
-
-    for (uint32_t h = kvh * group; h < (kvh + 1) * group; h++) {
-        const float *q = j->q + (size_t)row * n->n_cols + (size_t)h * n->head_dim;
-        float *out = j->out + (size_t)row * n->n_cols + (size_t)h * n->head_dim;
-        const size_t base = (size_t)kvh * j->e->ctx_len * n->head_dim;
-        aik_attention_head(q, j->e->k_cache[n->layer] + base, j->e->v_cache[n->layer] + base, pos + 1,
-                           (int)n->head_dim, n->head_dim, n->scale,
-                           j->e->att_scratch + (size_t)thread * j->e->ctx_len, out);
-    }
+    const uint32_t row = (uint32_t)task / n->n_kv_heads, kvh = (uint32_t)task % n->n_kv_heads;
+    const uint32_t group = n->n_heads / n->n_kv_heads;
+    const size_t at = (size_t)row * n->n_cols + (size_t)kvh * group * n->head_dim;
+    const size_t base = (size_t)kvh * j->e->ctx_len * n->head_dim;
+    aik_attention_group(j->q + at, (int)group, j->e->k_cache[n->layer] + base, j->e->v_cache[n->layer] + base,
+                        j->pos0 + row + 1, (int)n->head_dim, n->head_dim, n->scale,
+                        j->e->att_scratch + (size_t)thread * j->e->att_group * j->e->ctx_len, j->out + at);
 }
 
 static void run_attention(aik_cpu_exec *e, const aik_gnode *n, aik_node self, uint32_t n_rows)

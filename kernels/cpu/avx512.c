@@ -867,6 +867,160 @@ static void avx512_wsum(const float *a, const float *v, int64_t stride, int64_t 
     }
 }
 
+/* ---- grouped-query attention: the q heads of one kv head in one pass ----
+ *
+ * The per-head path reads a kv head's keys and values once per q head (3
+ * times for SmolLM2's groups of 3) and reduces every score on its own.
+ * Here the keys come into L1 16 positions at a time for all the group's q
+ * heads, 16 scores are reduced together, and the values are read once with
+ * the group's output rows in registers. Every number is computed by the
+ * same operations as the per-head path of this file (dot4 / dot: even
+ * 16-lane chunks into one sum, odd into another, then
+ * _mm512_reduce_add_ps's addition tree; scale; softmax; wsum's chains), so
+ * the results are bitwise equal to it — the executors' results do not
+ * depend on which one ran. */
+
+/* Position order of the reduction's output lanes (see reduce16_add):
+ * lane l holds input RED16_LANE[l]; the map is its own inverse. */
+static const int RED16_LANE[16] = { 0, 2, 1, 3, 8, 10, 9, 11, 4, 6, 5, 7, 12, 14, 13, 15 };
+
+/* Lane l = _mm512_reduce_add_ps(a[RED16_LANE[l]]), by the same addition
+ * tree (8 + 8, then 4 + 4, then lanes {0,1} + {2,3}, then 0 + 1) applied to
+ * 16 vectors at once: 15 shuffles and adds instead of 16 reductions. */
+static inline __m512 reduce16_add(const __m512 a[16])
+{
+    __m512 u[8], w[4], x[2];
+    for (int i = 0; i < 8; i++)
+        u[i] = _mm512_add_ps(_mm512_shuffle_f32x4(a[i], a[i + 8], 0xEE), _mm512_shuffle_f32x4(a[i], a[i + 8], 0x44));
+    for (int i = 0; i < 4; i++)
+        w[i] = _mm512_add_ps(_mm512_shuffle_f32x4(u[i], u[i + 4], 0xDD), _mm512_shuffle_f32x4(u[i], u[i + 4], 0x88));
+    for (int i = 0; i < 2; i++)
+        x[i] = _mm512_add_ps(_mm512_shuffle_ps(w[i], w[i + 2], 0x44), _mm512_shuffle_ps(w[i], w[i + 2], 0xEE));
+    return _mm512_add_ps(_mm512_shuffle_ps(x[0], x[1], 0x88), _mm512_shuffle_ps(x[0], x[1], 0xDD));
+}
+
+/* One score as dot4 / dot sum it: chunks 0, 2, 4... into s0, 1, 3... into
+ * s1 (each from a zero sum), then s0 + s1. */
+static inline __attribute__((always_inline)) __m512 score_lanes(const __m512 *qc, const float *k, const int chunks)
+{
+    const __m512 zero = _mm512_setzero_ps();
+    __m512 s0 = _mm512_fmadd_ps(_mm512_loadu_ps(k), qc[0], zero);
+    __m512 s1 = chunks > 1 ? _mm512_fmadd_ps(_mm512_loadu_ps(k + 16), qc[1], zero) : zero;
+    _Pragma("GCC unroll 16")
+    for (int c = 2; c < chunks; c++) {
+        if (c % 2 == 0)
+            s0 = _mm512_fmadd_ps(_mm512_loadu_ps(k + 16 * c), qc[c], s0);
+        else
+            s1 = _mm512_fmadd_ps(_mm512_loadu_ps(k + 16 * c), qc[c], s1);
+    }
+    return _mm512_add_ps(s0, s1);
+}
+
+enum { ATT_WSUM_HEADS = 4 }; /* output rows kept in registers at once */
+
+/* The kernel for head_dim = 16 * chunks; inlined with a constant chunks
+ * so that the loops unroll and the sums stay in registers. */
+static inline __attribute__((always_inline)) void attention_group_impl(
+    const float *q, int n_q, const float *k, const float *v, int64_t n_pos, const int chunks, int64_t kv_stride,
+    float scale, float *scores, float *out)
+{
+    const int head_dim = 16 * chunks;
+    const __m512 vscale = _mm512_set1_ps(scale);
+
+    /* scores, 16 positions at a time; the keys of a block are read from
+     * memory by the first head and from L1 by the others */
+    for (int64_t p = 0; p < n_pos; p += 16) {
+        const int n_blk = n_pos - p < 16 ? (int)(n_pos - p) : 16;
+        /* the next block's keys and this block's values are on their way
+         * while this block is reduced (the cache is cold in decode) */
+        for (int j = 0; j < n_blk; j++) {
+            _Pragma("GCC unroll 16")
+            for (int c = 0; c < chunks; c += 4) {
+                if (p + 16 + j < n_pos)
+                    __builtin_prefetch(k + (p + 16 + j) * kv_stride + 16 * c, 0, 3);
+                __builtin_prefetch(v + (p + j) * kv_stride + 16 * c, 0, 3);
+            }
+        }
+        const float *kb = k + p * kv_stride;
+        for (int h = 0; h < n_q; h++) {
+            __m512 qc[AIK_ATT_MAX_DIM / 16], acc[16];
+            _Pragma("GCC unroll 16")
+            for (int c = 0; c < AIK_ATT_MAX_DIM / 16; c++) /* (zeros: dead, but no compiler warning) */
+                qc[c] = c < chunks ? _mm512_loadu_ps(q + (size_t)h * head_dim + 16 * c) : _mm512_setzero_ps();
+            if (n_blk == 16) {
+                _Pragma("GCC unroll 16")
+                for (int l = 0; l < 16; l++)
+                    acc[l] = score_lanes(qc, kb + RED16_LANE[l] * kv_stride, chunks);
+            } else {
+                _Pragma("GCC unroll 16")
+                for (int l = 0; l < 16; l++)
+                    acc[l] = RED16_LANE[l] < n_blk ? score_lanes(qc, kb + RED16_LANE[l] * kv_stride, chunks)
+                                                   : _mm512_setzero_ps();
+            }
+            _mm512_mask_storeu_ps(scores + (size_t)h * n_pos + p, tail_mask(n_blk),
+                                  _mm512_mul_ps(reduce16_add(acc), vscale));
+        }
+    }
+    for (int h = 0; h < n_q; h++)
+        avx512_softmax(scores + (size_t)h * n_pos, n_pos);
+
+    /* weighted sums: wsum's chains (64 values per pass, positions in
+     * order), for up to ATT_WSUM_HEADS heads per read of the values */
+    for (int h0 = 0; h0 < n_q; h0 += ATT_WSUM_HEADS) {
+        const int nh = n_q - h0 < ATT_WSUM_HEADS ? n_q - h0 : ATT_WSUM_HEADS;
+        const float *a = scores + (size_t)h0 * n_pos;
+        _Pragma("GCC unroll 4")
+        for (int d = 0; d < head_dim; d += 64) {
+            const int nc = head_dim - d >= 64 ? 4 : (head_dim - d) / 16;
+            __m512 s[ATT_WSUM_HEADS][4];
+            _Pragma("GCC unroll 4")
+            for (int h = 0; h < ATT_WSUM_HEADS; h++)
+                _Pragma("GCC unroll 4")
+                for (int c = 0; c < 4; c++)
+                    s[h][c] = _mm512_setzero_ps();
+            for (int64_t p = 0; p < n_pos; p++) {
+                const float *vp = v + p * kv_stride + d;
+                __m512 vc[4];
+                _Pragma("GCC unroll 4")
+                for (int c = 0; c < 4; c++)
+                    vc[c] = c < nc ? _mm512_loadu_ps(vp + 16 * c) : _mm512_setzero_ps();
+                _Pragma("GCC unroll 4")
+                for (int h = 0; h < ATT_WSUM_HEADS; h++)
+                    if (h < nh) {
+                        const __m512 ah = _mm512_set1_ps(a[(size_t)h * n_pos + p]);
+                        _Pragma("GCC unroll 4")
+                        for (int c = 0; c < 4; c++)
+                            if (c < nc)
+                                s[h][c] = _mm512_fmadd_ps(ah, vc[c], s[h][c]);
+                    }
+            }
+            _Pragma("GCC unroll 4")
+            for (int h = 0; h < ATT_WSUM_HEADS; h++)
+                if (h < nh)
+                    _Pragma("GCC unroll 4")
+                    for (int c = 0; c < 4; c++)
+                        if (c < nc)
+                            _mm512_storeu_ps(out + (size_t)(h0 + h) * head_dim + d + 16 * c, s[h][c]);
+        }
+    }
+}
+
+static void avx512_attention_group(const float *q, int n_q, const float *k, const float *v, int64_t n_pos,
+                                   int head_dim, int64_t kv_stride, float scale, float *scores, float *out)
+{
+    switch (head_dim / 16) { /* the usual head sizes get their own copy */
+    case 4:
+        attention_group_impl(q, n_q, k, v, n_pos, 4, kv_stride, scale, scores, out);
+        break;
+    case 8:
+        attention_group_impl(q, n_q, k, v, n_pos, 8, kv_stride, scale, scores, out);
+        break;
+    default:
+        attention_group_impl(q, n_q, k, v, n_pos, head_dim / 16, kv_stride, scale, scores, out);
+        break;
+    }
+}
+
 const aik_cpu_ops OPS_NAME = {
     .dot = {
         [AIK_DTYPE_F32] = avx512_dot_f32,
@@ -906,4 +1060,5 @@ const aik_cpu_ops OPS_NAME = {
     .softmax = avx512_softmax,
     .axpy = avx512_axpy,
     .wsum = avx512_wsum,
+    .attention_group = avx512_attention_group,
 };

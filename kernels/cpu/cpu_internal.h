@@ -101,7 +101,13 @@ typedef struct aik_cpu_ops {
      * attention's weighted sum of value rows, out kept in registers */
     void (*wsum)(const float *a, const float *v, int64_t stride, int64_t n_pos,
                  int64_t dim, float *out);
+    /* optional: aik_attention_group for head_dim a multiple of 16 and at
+     * most AIK_ATT_MAX_DIM; must give bitwise what the per-head path
+     * (dot4 / dot, scale, softmax, wsum of this level) gives */
+    void (*attention_group)(const float *q, int n_q, const float *k, const float *v, int64_t n_pos,
+                            int head_dim, int64_t kv_stride, float scale, float *scores, float *out);
 } aik_cpu_ops;
+#define AIK_ATT_MAX_DIM 256
 
 extern const aik_cpu_ops aik_cpu_ops_scalar;
 extern const aik_cpu_ops aik_cpu_ops_avx2;

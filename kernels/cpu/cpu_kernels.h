@@ -247,6 +247,16 @@ void aik_attention_head(const float *q, const float *k_cache,
                         int64_t kv_stride, float scale, float *scores_scratch,
                         float *out);
 
+/* aik_attention_head for the n_q q heads that share one kv head (grouped-
+ * query attention): head h reads q + h * head_dim and writes out + h *
+ * head_dim, with scores_scratch + h * n_pos (n_q * n_pos floats in all).
+ * Bitwise the same results as n_q aik_attention_head calls; where the
+ * level has a fused kernel (AVX-512, head_dim a multiple of 16 up to 256)
+ * the keys and values are read once for the whole group and the scores
+ * are reduced 16 at a time. */
+void aik_attention_group(const float *q, int n_q, const float *k_cache, const float *v_cache, int64_t n_pos,
+                         int head_dim, int64_t kv_stride, float scale, float *scores_scratch, float *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -567,3 +567,17 @@ void aik_attention_head(const float *q, const float *k_cache,
     ops->softmax(scores_scratch, n_pos);
     ops->wsum(scores_scratch, v_cache, kv_stride, n_pos, head_dim, out);
 }
+
+void aik_attention_group(const float *q, int n_q, const float *k_cache, const float *v_cache, int64_t n_pos,
+                         int head_dim, int64_t kv_stride, float scale, float *scores_scratch, float *out)
+{
+    assert(n_pos >= 1 && n_q >= 1);
+    const aik_cpu_ops *ops = aik_cpu_ops_active();
+    if (ops->attention_group && head_dim % 16 == 0 && head_dim <= AIK_ATT_MAX_DIM) {
+        ops->attention_group(q, n_q, k_cache, v_cache, n_pos, head_dim, kv_stride, scale, scores_scratch, out);
+        return;
+    }
+    for (int h = 0; h < n_q; h++)
+        aik_attention_head(q + (size_t)h * head_dim, k_cache, v_cache, n_pos, head_dim, kv_stride, scale,
+                           scores_scratch + (size_t)h * n_pos, out + (size_t)h * head_dim);
+}

@@ -722,6 +722,42 @@ START_TEST(test_attention)
 }
 END_TEST
 
+/* The q heads of one kv head at once: bitwise what one aik_attention_head
+ * per head gives at the same level (the executors rely on it), for head
+ * sizes with and without a fused kernel, whole and partial blocks of 16
+ * positions, group sizes above what the fused kernel keeps in registers,
+ * and both cache layouts the executors use (head-major and interleaved);
+ * extreme scores must not change that. */
+START_TEST(test_attention_group)
+{
+    enum { P = 70, G = 6, MAXD = 128, STRIDE = 2 * MAXD };
+    static float q[G * MAXD], kc[P * STRIDE], vc[P * STRIDE];
+    static float sc[G * P], scw[G * P], out[G * MAXD], want[G * MAXD];
+    fill(q, G * MAXD, 1.0f);
+    fill(kc, P * STRIDE, 1.0f);
+    fill(vc, P * STRIDE, 1.0f);
+    kc[5 * STRIDE + 3] = 300.0f; /* one score far above the others */
+    FOR_EACH_ISA(isa) {
+        static const int dims[] = { 64, 128, 80, 16, 48, 40, 3 };
+        for (size_t di = 0; di < sizeof(dims) / sizeof(dims[0]); di++) {
+            const int hd = dims[di];
+            for (int g = 1; g <= G; g++)
+                for (int64_t n = 1; n <= P; n += n < 18 ? 1 : 13)
+                    for (int64_t stride = hd; stride <= STRIDE; stride += STRIDE - hd) {
+                        for (int h = 0; h < g; h++)
+                            aik_attention_head(q + h * hd, kc, vc, n, hd, stride, 0.125f, scw + h * n,
+                                               want + h * hd);
+                        memset(out, 0xff, sizeof(out));
+                        aik_attention_group(q, g, kc, vc, n, hd, stride, 0.125f, sc, out);
+                        ck_assert_msg(memcmp(out, want, (size_t)g * hd * sizeof(float)) == 0,
+                                      "%s hd %d g %d n %ld stride %ld", aik_cpu_isa_name(isa), hd, g, (long)n,
+                                      (long)stride);
+                    }
+        }
+    }
+}
+END_TEST
+
 START_TEST(test_get_row)
 {
     enum { R = 5, C = 96 };
@@ -771,6 +807,7 @@ static Suite *kernels_suite(void)
     tcase_add_test(tc, test_elementwise);
     tcase_add_test(tc, test_rope);
     tcase_add_test(tc, test_attention);
+    tcase_add_test(tc, test_attention_group);
     tcase_add_test(tc, test_get_row);
     suite_add_tcase(s, tc);
     return s;

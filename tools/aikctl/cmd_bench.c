@@ -367,6 +367,13 @@ int aikctl_cmd_bench(int argc, char **argv)
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     uint64_t wbytes = aik_graph_weight_bytes(m->graph);
+    /* the repetitions in run order (summarize sorts them), for scripts that
+     * set each one against what else they measured at the time */
+    json_t *pp_samples = json_array(), *tg_samples = json_array();
+    for (uint32_t r = 0; r < reps; r++) {
+        json_array_append_new(pp_samples, json_real(n_pp ? pp[r] : 0));
+        json_array_append_new(tg_samples, json_real(n_tg ? tg[r] : 0));
+    }
     stat3 spp = n_pp ? summarize(pp, (int)reps) : (stat3){ 0 };
     stat3 stg = n_tg ? summarize(tg, (int)reps) : (stat3){ 0 };
     int nthreads = (int)(threads ? threads : (uint32_t)sysconf(_SC_NPROCESSORS_ONLN));
@@ -377,12 +384,14 @@ int aikctl_cmd_bench(int argc, char **argv)
                               "weight_bytes", (json_int_t)wbytes, "peak_rss_bytes", (json_int_t)ru.ru_maxrss * 1024,
                               "isa", aik_cpu_isa_name(aik_cpu_active_isa()));
         if (n_pp)
-            json_object_set_new(o, "pp", json_pack("{s:i, s:f, s:f, s:f}", "n_tokens", (int)n_pp, "tps_median",
-                                                   spp.median, "tps_min", spp.min, "tps_max", spp.max));
+            json_object_set_new(o, "pp", json_pack("{s:i, s:f, s:f, s:f, s:O}", "n_tokens", (int)n_pp, "tps_median",
+                                                   spp.median, "tps_min", spp.min, "tps_max", spp.max,
+                                                   "tps_samples", pp_samples));
         if (n_tg)
-            json_object_set_new(o, "tg", json_pack("{s:i, s:f, s:f, s:f, s:f}", "n_tokens", (int)n_tg, "tps_median",
-                                                   stg.median, "tps_min", stg.min, "tps_max", stg.max,
-                                                   "weight_gbps", stg.median * (double)wbytes / 1e9));
+            json_object_set_new(o, "tg", json_pack("{s:i, s:f, s:f, s:f, s:f, s:O}", "n_tokens", (int)n_tg,
+                                                   "tps_median", stg.median, "tps_min", stg.min, "tps_max", stg.max,
+                                                   "weight_gbps", stg.median * (double)wbytes / 1e9,
+                                                   "tps_samples", tg_samples));
         json_object_set_new(o, "repetitions", json_integer(reps));
         char *txt = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         puts(txt);
@@ -400,6 +409,8 @@ int aikctl_cmd_bench(int argc, char **argv)
                    stg.median * (double)wbytes / 1e9);
         printf("peak RSS: %.1f MiB  (%u repetitions)\n", (double)ru.ru_maxrss / 1024.0, reps);
     }
+    json_decref(pp_samples);
+    json_decref(tg_samples);
     if (sr)
         split_print(sr, &times, json ? stderr : stdout);
     if (profile && n_tg)
