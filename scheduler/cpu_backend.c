@@ -28,7 +28,7 @@ typedef struct cpu_dev {
     bool own_pool;
     void *mm_scratch; /* quantized activations for matmul */
     size_t mm_scratch_size;
-    float *att_scratch; /* per thread: ctx_len scores */
+    float *att_scratch; /* per thread: ctx_len scores per q head of a group */
     size_t att_scratch_floats;
     uint64_t bytes_used;
 } cpu_dev;
@@ -185,20 +185,24 @@ typedef struct att_job {
     const aik_backend_node *n;
     const float *q, *k, *v;
     float *out, *scratch;
-    uint32_t pos0, ctx_len;
+    uint32_t pos0;
+    size_t scratch_floats; /* per thread: a group's scores */
 } att_job;
 
+/* One task per (row, kv head): its q heads together (aik_attention_group
+ * reads the kv head's keys and values once for them; bitwise the same as
+ * one head at a time, so cpu_exec.c and this backend agree). */
 static void att_task(void *ctx, int task, int thread)
 {
     const att_job *j = ctx;
     const aik_backend_node *n = j->n;
-    uint32_t row = (uint32_t)task / n->n_heads, h = (uint32_t)task % n->n_heads;
-    uint32_t kvh = h / (n->n_heads / n->n_kv_heads), kv_cols = n->n_kv_heads * n->head_dim;
-    const float *q = j->q + (size_t)row * n->n_cols + (size_t)h * n->head_dim;
-    float *out = j->out + (size_t)row * n->n_cols + (size_t)h * n->head_dim;
+    const uint32_t row = (uint32_t)task / n->n_kv_heads, kvh = (uint32_t)task % n->n_kv_heads;
+    const uint32_t group = n->n_heads / n->n_kv_heads, kv_cols = n->n_kv_heads * n->head_dim;
+    const size_t at = (size_t)row * n->n_cols + (size_t)kvh * group * n->head_dim;
 
-    aik_attention_head(q, j->k + (size_t)kvh * n->head_dim, j->v + (size_t)kvh * n->head_dim, j->pos0 + row + 1,
-                       (int)n->head_dim, kv_cols, n->scale, j->scratch + (size_t)thread * j->ctx_len, out);
+    aik_attention_group(j->q + at, (int)group, j->k + (size_t)kvh * n->head_dim, j->v + (size_t)kvh * n->head_dim,
+                        j->pos0 + row + 1, (int)n->head_dim, kv_cols, n->scale,
+                        j->scratch + (size_t)thread * j->scratch_floats, j->out + at);
 }
 
 /* Scratch for the segment's largest matmul and attention, and token ids
@@ -218,7 +222,9 @@ static int prepare(cpu_dev *d, const aik_backend_segment *seg, aik_error *err)
             if (s > mm)
                 mm = s;
         } else if (n->op == AIK_OP_ATTENTION) {
-            att = (size_t)aik_threadpool_size(d->pool) * seg->ctx_len;
+            const size_t a = (size_t)aik_threadpool_size(d->pool) * (n->n_heads / n->n_kv_heads) * seg->ctx_len;
+            if (a > att)
+                att = a;
         } else if (n->op == AIK_OP_GET_ROWS) {
             const aik_backend_node *t = &seg->nodes[n->src[0]];
             const int32_t *ids = ptr(&seg->nodes[n->src[1]].data);
@@ -321,8 +327,9 @@ static int cpu_execute(aik_backend *b, const aik_backend_segment *seg, aik_error
                    (size_t)rows * kv_cols * sizeof(float));
             memcpy(vc + (size_t)seg->n_past * kv_cols, ptr(&seg->nodes[n->src[2]].data),
                    (size_t)rows * kv_cols * sizeof(float));
-            att_job j = { n, ptr(&s0->data), kc, vc, y, d->att_scratch, seg->n_past, seg->ctx_len };
-            aik_threadpool_parallel_for(d->pool, (int)(rows * n->n_heads), att_task, &j);
+            att_job j = { n, ptr(&s0->data), kc, vc, y, d->att_scratch, seg->n_past,
+                          (size_t)(n->n_heads / n->n_kv_heads) * seg->ctx_len };
+            aik_threadpool_parallel_for(d->pool, (int)(rows * n->n_kv_heads), att_task, &j);
             break;
         }
         case AIK_OP_SILU:
