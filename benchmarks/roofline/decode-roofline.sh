@@ -13,7 +13,9 @@
 # (the conservative choice: a higher bandwidth gives a lower ratio). Each
 # repetition's ratio is its t/s over its own round's roofline; "tg/roof" is
 # the median of those ratios, "best/roof" the highest. "GB/s" and "roof t/s"
-# are the medians over the rounds; "tg128 t/s" the median repetition.
+# are the medians over the rounds; "tg128 t/s" the median repetition;
+# "steal" the median over the rounds of the host's steal time during the
+# repetitions (aikctl bench reads /proc/stat; -1: not known).
 # AIK_ROOF_ROUNDS=1 in the environment also prints every round (stderr).
 # Usage: benchmarks/roofline/decode-roofline.sh [BUILD_DIR] [THREADS] [DTYPES] [ROUNDS]
 set -eu
@@ -22,8 +24,8 @@ aikctl="$build/tools/aikctl/aikctl"
 membw="$build/benchmarks/roofline/membw"
 work=${AIK_BENCH_DIR:-$build/bench-135m}
 mkdir -p "$work"
-printf '%-6s %9s %8s %10s %10s %9s %10s %8s %9s\n' dtype weights "GB/s" "pp512 t/s" "tg128 t/s" "best t/s" \
-    "roof t/s" "tg/roof" "best/roof"
+printf '%-6s %9s %8s %10s %10s %9s %10s %8s %9s %7s\n' dtype weights "GB/s" "pp512 t/s" "tg128 t/s" "best t/s" \
+    "roof t/s" "tg/roof" "best/roof" steal
 for dt in $dtypes; do
     pkg="$work/smollm2-135m-$dt.slm"
     [ -f "$pkg" ] || "$aikctl" init-model "$pkg" --shape smollm2-135m --dtype "$dt" --seed 1 >/dev/null
@@ -34,15 +36,16 @@ for dt in $dtypes; do
         tg=$("$aikctl" bench "$pkg" -t "$threads" -p 0 -n 128 -r 3 --json)
         bw1=$("$membw" "$threads" 1024)
         runs="$runs$bw0 $bw1 $(printf '%s' "$tg" | python3 -c \
-            'import json, sys; j = json.load(sys.stdin); print(j["weight_bytes"], *j["tg"]["tps_samples"])')
+            'import json, sys; j = json.load(sys.stdin); print(j.get("host_steal_pct", -1), j["weight_bytes"], *j["tg"]["tps_samples"])')
 "
     done
     python3 - "$dt" "$pp" "$runs" <<'PY'
 import json, os, statistics, sys
 dt, pp, runs = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
-tps, ratios, bws, roofs = [], [], [], []
+tps, ratios, bws, roofs, steals = [], [], [], [], []
 for line in runs.strip().splitlines():
-    bw0, bw1, wb, *samples = (float(v) for v in line.split())
+    bw0, bw1, steal, wb, *samples = (float(v) for v in line.split())
+    steals.append(steal)
     bw = max(bw0, bw1)
     roof = bw * 1e9 / wb
     bws.append(bw)
@@ -50,10 +53,10 @@ for line in runs.strip().splitlines():
     tps += samples
     ratios += [s / roof for s in samples]
     if os.environ.get("AIK_ROOF_ROUNDS") == "1":
-        print("  %s round: GB/s %.2f %.2f, roof %.1f t/s, tg128 %s" % (dt, bw0, bw1, roof,
+        print("  %s round: GB/s %.2f %.2f, roof %.1f t/s, steal %.0f%%, tg128 %s" % (dt, bw0, bw1, roof, steal,
               " ".join("%.1f (%.0f%%)" % (s, 100 * s / roof) for s in samples)), file=sys.stderr)
-print("%-6s %7.1fMB %8.2f %10.1f %10.2f %9.2f %10.2f %7.0f%% %8.0f%%"
+print("%-6s %7.1fMB %8.2f %10.1f %10.2f %9.2f %10.2f %7.0f%% %8.0f%% %6.0f%%"
       % (dt, wb / 1e6, statistics.median(bws), pp["pp"]["tps_median"], statistics.median(tps), max(tps),
-         statistics.median(roofs), 100 * statistics.median(ratios), 100 * max(ratios)))
+         statistics.median(roofs), 100 * statistics.median(ratios), 100 * max(ratios), statistics.median(steals)))
 PY
 done

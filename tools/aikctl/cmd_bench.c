@@ -7,8 +7,10 @@
  *   tgN: N tokens evaluated one at a time from an empty context;
  *        tokens/s = N / time.
  * One warm-up run, then -r repetitions; median and min–max reported. Also:
- * peak RSS, weight bytes, and the weight traffic achieved by tg (every
- * decoded token reads every weight once: weight bytes × tokens/s).
+ * peak RSS, weight bytes, the weight traffic achieved by tg (every
+ * decoded token reads every weight once: weight bytes × tokens/s), and the
+ * host's steal time during the repetitions (/proc/stat; on a shared VM the
+ * reason two runs differ).
  *
  * --override SPEC (llama.cpp -ngl / --override-tensor style, see
  * docs/placement.md) runs a split plan across devices with
@@ -20,6 +22,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,6 +72,43 @@ static stat3 summarize(double *v, int n)
     s.max = v[n - 1];
     s.median = n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
     return s;
+}
+
+/* The host's CPU accounting (the aggregate line of /proc/stat): on a VM,
+ * "steal" is time our vCPUs were runnable but the hypervisor ran something
+ * else. Threaded decode waits for its slowest thread at every barrier, so
+ * a few percent of steal can cost far more than that; the share is
+ * printed with the results so that a noisy run can be told apart. */
+typedef struct cpu_ticks {
+    unsigned long long total, steal;
+    bool ok;
+} cpu_ticks;
+
+static cpu_ticks read_cpu_ticks(void)
+{
+    cpu_ticks t = { 0, 0, false };
+    unsigned long long v[8] = { 0 };
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f)
+        return t;
+    /* cpu user nice system idle iowait irq softirq steal ... */
+    if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+               &v[6], &v[7]) == 8) {
+        for (int i = 0; i < 8; i++)
+            t.total += v[i];
+        t.steal = v[7];
+        t.ok = true;
+    }
+    fclose(f);
+    return t;
+}
+
+/* Steal as a share of all CPU time between a and b, or -1 if unknown. */
+static double steal_pct(cpu_ticks a, cpu_ticks b)
+{
+    if (!a.ok || !b.ok || b.total <= a.total || b.steal < a.steal)
+        return -1;
+    return 100.0 * (double)(b.steal - a.steal) / (double)(b.total - a.total);
 }
 
 static uint64_t xorshift(uint64_t *x)
@@ -351,6 +391,7 @@ int aikctl_cmd_bench(int argc, char **argv)
         aikctl_print_error("bench", &err);
         goto out;
     }
+    const cpu_ticks ticks0 = read_cpu_ticks();
     for (uint32_t r = 0; r < reps; r++) {
         if (n_pp && measure(&rn, toks, n_pp, true, &pp[r], &err) < 0)
             goto bench_failed;
@@ -364,6 +405,7 @@ int aikctl_cmd_bench(int argc, char **argv)
             for (int k = 0; k < AIK_OP_COUNT; k++)
                 tg_op_ns[k] += aik_cpu_exec_op_times(aik_session_exec(s))[k] - before[k];
     }
+    const double steal = steal_pct(ticks0, read_cpu_ticks());
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     uint64_t wbytes = aik_graph_weight_bytes(m->graph);
@@ -393,6 +435,8 @@ int aikctl_cmd_bench(int argc, char **argv)
                                                    "weight_gbps", stg.median * (double)wbytes / 1e9,
                                                    "tps_samples", tg_samples));
         json_object_set_new(o, "repetitions", json_integer(reps));
+        if (steal >= 0)
+            json_object_set_new(o, "host_steal_pct", json_real(steal));
         char *txt = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         puts(txt);
         free(txt);
@@ -408,6 +452,9 @@ int aikctl_cmd_bench(int argc, char **argv)
             printf("tg%-6u %12.2f %12.2f %12.2f %14.2f\n", n_tg, stg.median, stg.min, stg.max,
                    stg.median * (double)wbytes / 1e9);
         printf("peak RSS: %.1f MiB  (%u repetitions)\n", (double)ru.ru_maxrss / 1024.0, reps);
+        if (steal >= 0)
+            printf("host steal: %.1f%% of CPU time during the repetitions%s\n", steal,
+                   steal >= 5 ? " (a busy host: expect slower, noisier results)" : "");
     }
     json_decref(pp_samples);
     json_decref(tg_samples);
