@@ -140,6 +140,33 @@ static void avx512_quantize_q8_0(const float *x, void *blocks, int64_t n)
     }
 }
 
+/* The packed kernels' activations in one pass: avx512_quantize_q8_0's
+ * arithmetic, the scale's round trip through fp16 with F16C (round to
+ * nearest even, as aik_f32_to_fp16), and the block sum from the int32
+ * lanes. Decode quantizes a row before each of its ~120 matmuls on the
+ * calling thread while the others wait: 576 values took 1.46 us one block
+ * at a time through quantize_q8_0, a scalar sum and two fp16 calls, and
+ * take 0.60 us here. */
+static void avx512_quantize_xblocks(const float *x, aik_xblock *xb, int64_t nb, int32_t bias)
+{
+    for (int64_t i = 0; i < nb; i++) {
+        const float *p = x + i * AIK_QK8_0;
+        const __m512 v0 = _mm512_loadu_ps(p), v1 = _mm512_loadu_ps(p + 16);
+        const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+        const float d = amax / 127.0f;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        const __m512 vid = _mm512_set1_ps(id);
+        const __m512i i0 = _mm512_cvtps_epi32(round_away(_mm512_mul_ps(v0, vid)));
+        const __m512i i1 = _mm512_cvtps_epi32(round_away(_mm512_mul_ps(v1, vid)));
+        _mm_storeu_si128((__m128i *)xb[i].qs, _mm512_cvtepi32_epi8(i0));
+        _mm_storeu_si128((__m128i *)(xb[i].qs + 16), _mm512_cvtepi32_epi8(i1));
+        const float d16 = _cvtsh_ss(_cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT));
+        const int32_t sum = _mm512_reduce_add_epi32(_mm512_add_epi32(i0, i1));
+        xb[i].d = d16;
+        xb[i].c = d16 * (float)(bias * sum);
+    }
+}
+
 /* ----------------------------------------------------- dot products --- */
 
 #define LOAD_F32(p, i, k) _mm512_maskz_loadu_ps(k, (const float *)(p) + (i))
@@ -1047,6 +1074,7 @@ const aik_cpu_ops OPS_NAME = {
     .qdot16 = { [AIK_DTYPE_Q8_0] = avx512_qdot16_q8_0, [AIK_DTYPE_Q4_0] = avx512_qdot16_q4_0 },
 #endif
     .quantize_q8_0 = avx512_quantize_q8_0,
+    .quantize_xblocks = avx512_quantize_xblocks,
     .fp16_to_f32 = avx512_fp16_to_f32,
     .f32_to_fp16 = avx512_f32_to_fp16,
     .bf16_to_f32 = avx512_bf16_to_f32,

@@ -84,6 +84,11 @@ typedef struct aik_cpu_ops {
      * (aik_matmul_pack_size > 0) only where the active level has it */
     aik_qdot16_fn qdot16[AIK_DTYPE_COUNT];
     void (*quantize_q8_0)(const float *x, void *blocks, int64_t n);
+    /* optional: nb activation blocks of x as aik_xblock qs, d and c for
+     * the packed kernels (bias 128 for q8_0 weights, 8 for q4_0), in one
+     * pass; must give bitwise what dispatch.c's prepare_xblocks computes
+     * from quantize_q8_0 (dv and cv are not written) */
+    void (*quantize_xblocks)(const float *x, aik_xblock *xb, int64_t nb, int32_t bias);
     void (*fp16_to_f32)(const uint16_t *src, float *dst, int64_t n);
     void (*f32_to_fp16)(const float *src, uint16_t *dst, int64_t n);
     void (*bf16_to_f32)(const uint16_t *src, float *dst, int64_t n);

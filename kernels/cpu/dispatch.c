@@ -259,6 +259,10 @@ static void prepare_xblocks(const aik_cpu_ops *ops, aik_dtype wt, const float *x
                             aik_xblock *xb, int64_t K, bool lanes)
 {
     const int32_t bias = wt == AIK_DTYPE_Q8_0 ? 128 : 8;
+    if (!lanes && ops->quantize_xblocks) {
+        ops->quantize_xblocks(x, xb, K / AIK_QK8_0, bias);
+        return;
+    }
     for (int64_t i = 0; i < K / AIK_QK8_0; i++) {
         aik_block_q8_0 q;
         ops->quantize_q8_0(x + i * AIK_QK8_0, &q, AIK_QK8_0);

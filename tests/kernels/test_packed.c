@@ -150,6 +150,46 @@ START_TEST(test_packed_simd_is_scalar)
 }
 END_TEST
 
+/* The activations as the packed kernels read them (qs, d, c of each
+ * block) are bitwise the same at every level: the fused AVX-512 pass
+ * against quantize_q8_0 block by block. Blocks of zeros, tiny values
+ * (the scale a subnormal or zero in fp16), values whose scale overflows
+ * fp16, ties at .5 after scaling, mixed signs. */
+START_TEST(test_prepare_packed_is_scalar)
+{
+    enum { K = 32 * 12 };
+    static float X[K];
+    static aik_xblock simd[K / 32], scalar[K / 32];
+    for (int b = 0; b < K / 32; b++)
+        for (int j = 0; j < 32; j++) {
+            float *x = &X[b * 32 + j];
+            switch (b % 6) {
+            case 0: *x = 0.0f; break;
+            case 1: *x = rnd_f() * 1e-9f; break;
+            case 2: *x = (j % 2 ? -1.0f : 1.0f) * 2e7f * (0.5f + rnd_f()); break;
+            case 3: *x = j == 0 ? 127.0f : (float)(j - 16) + 0.5f; break;
+            case 4: *x = rnd_f() * 3.0f; break;
+            default: *x = j == 5 ? -1e-3f : 0.0f; break;
+            }
+        }
+    for (int q = 0; q < 2; q++) {
+        const aik_dtype t = q ? AIK_DTYPE_Q4_0 : AIK_DTYPE_Q8_0;
+        aik_cpu_set_isa(aik_cpu_detect());
+        aik_matmul_prepare_row_packed(t, X, K, 0, simd);
+        aik_cpu_set_isa(AIK_CPU_SCALAR);
+        aik_matmul_prepare_row_packed(t, X, K, 0, scalar);
+        for (int b = 0; b < K / 32; b++) {
+            ck_assert_msg(memcmp(simd[b].qs, scalar[b].qs, sizeof(simd[b].qs)) == 0, "%s block %d: qs differ",
+                          aik_dtype_name(t), b);
+            ck_assert_msg(memcmp(&simd[b].d, &scalar[b].d, sizeof(float)) == 0 &&
+                              memcmp(&simd[b].c, &scalar[b].c, sizeof(float)) == 0,
+                          "%s block %d: d %g / %g, c %g / %g", aik_dtype_name(t), b, simd[b].d, scalar[b].d,
+                          simd[b].c, scalar[b].c);
+        }
+    }
+}
+END_TEST
+
 /* A batch gives each activation row what it gets alone; any split of the
  * rows on group boundaries writes exactly its rows, with the same values;
  * the threaded dispatch (1 and 3 threads, alone or as one part of several)
@@ -249,6 +289,7 @@ static Suite *packed_suite(void)
     tcase_add_test(tc, test_pack_size);
     tcase_add_test(tc, test_packed_vs_reference);
     tcase_add_test(tc, test_packed_simd_is_scalar);
+    tcase_add_test(tc, test_prepare_packed_is_scalar);
     tcase_add_test(tc, test_packed_invariance);
     tcase_add_test(tc, test_matmul_parts);
     suite_add_tcase(s, tc);

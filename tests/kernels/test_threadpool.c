@@ -84,29 +84,45 @@ START_TEST(test_every_task_once)
 }
 END_TEST
 
-/* Tasks that take a while: every worker gets some (the tasks outnumber the
- * threads by far and each one sleeps), and the caller works too. */
-static void slow_task(void *p, int task, int thread)
+/* Every worker takes part, and the caller too: a thread's first task waits
+ * (up to 10 s) until all four threads have started one, so no thread can
+ * run through the tasks while another is still waking up on a loaded
+ * machine. */
+struct all_ctx {
+    struct count_ctx *c;
+    _Atomic int started;
+    _Atomic int seen[4];
+};
+
+static void wait_all_task(void *p, int task, int thread)
 {
-    struct count_ctx *c = p;
-    struct timespec ts = { 0, 200000 };
-    nanosleep(&ts, NULL);
-    count_task(c, task, thread);
+    struct all_ctx *a = p;
+    if (thread >= 0 && thread < 4 && atomic_exchange(&a->seen[thread], 1) == 0) {
+        atomic_fetch_add(&a->started, 1);
+        for (int ms = 0; ms < 10000 && atomic_load(&a->started) < 4; ms++) {
+            struct timespec ts = { 0, 1000000 };
+            nanosleep(&ts, NULL);
+        }
+    }
+    count_task(a->c, task, thread);
 }
 
 START_TEST(test_all_threads_work)
 {
     aik_threadpool *pool = NULL;
     ck_assert_int_eq(aik_threadpool_new(4, &pool), 0);
-    struct count_ctx *c = count_new(4);
-    aik_threadpool_parallel_for(pool, 200, slow_task, c);
+    struct all_ctx *a = calloc(1, sizeof(*a));
+    ck_assert_ptr_nonnull(a);
+    a->c = count_new(4);
+    aik_threadpool_parallel_for(pool, 200, wait_all_task, a);
     int total = 0;
     for (int t = 0; t < 4; t++) {
-        ck_assert_int_gt(atomic_load(&c->per_thread[t]), 0);
-        total += atomic_load(&c->per_thread[t]);
+        ck_assert_int_gt(atomic_load(&a->c->per_thread[t]), 0);
+        total += atomic_load(&a->c->per_thread[t]);
     }
     ck_assert_int_eq(total, 200);
-    free(c);
+    free(a->c);
+    free(a);
     aik_threadpool_free(pool);
 }
 END_TEST
