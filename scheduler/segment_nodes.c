@@ -142,8 +142,8 @@ static int check_node(const aik_backend_segment *seg, uint32_t i, uint64_t (*roo
                aik_segment_node_rows(a, seg->n_batch, seg->n_out) == seg->n_batch && rows == seg->n_out;
         break;
     case AIK_OP_ATTENTION:
-        same = a && b && c && is_act(a) && is_act(b) && is_act(c) && n->n_kv_heads > 0 && n->head_dim > 0 &&
-               n->n_heads % n->n_kv_heads == 0 && a->n_cols == n->n_cols &&
+        same = a && b && c && is_act(a) && is_act(b) && is_act(c) && n->n_heads > 0 && n->n_kv_heads > 0 &&
+               n->head_dim > 0 && n->n_heads % n->n_kv_heads == 0 && a->n_cols == n->n_cols &&
                (uint64_t)n->n_heads * n->head_dim == n->n_cols && b->n_cols == kv_cols && c->n_cols == kv_cols &&
                aik_segment_node_rows(a, seg->n_batch, seg->n_out) == rows &&
                aik_segment_node_rows(b, seg->n_batch, seg->n_out) == rows &&

@@ -602,7 +602,27 @@ START_TEST(test_cpu_backend)
     ck_assert_int_eq(o->buffer_upload(b, ib, 0, ids, sizeof(ids), &err), 0);
     ck_assert_int_eq(o->execute(b, &es, &err), 0);
 
-    aik_backend_buffer *all[] = { x, wb, y, z, tb, ib, eb };
+    /* attention: one q head over one kv head of 4 runs; an attention node
+     * without q heads is refused instead of reaching the kernel */
+    aik_backend_buffer *qa = cbuf(o, b, 32, NULL), *ka = cbuf(o, b, 32, NULL), *va = cbuf(o, b, 32, NULL),
+                       *oa = cbuf(o, b, 32, NULL), *kc = cbuf(o, b, 8 * 4 * 4, NULL), *vc = cbuf(o, b, 8 * 4 * 4, NULL);
+    aik_backend_node an[4] = {
+        { .op = AIK_OP_NONE, .src = { -1, -1, -1 }, .data = { qa, 0 }, .n_cols = 4, .width = 4 },
+        { .op = AIK_OP_NONE, .src = { -1, -1, -1 }, .data = { ka, 0 }, .n_cols = 4, .width = 4 },
+        { .op = AIK_OP_NONE, .src = { -1, -1, -1 }, .data = { va, 0 }, .n_cols = 4, .width = 4 },
+        { .op = AIK_OP_ATTENTION, .src = { 0, 1, 2 }, .data = { oa, 0 }, .n_cols = 4, .width = 4, .n_heads = 1,
+          .n_kv_heads = 1, .head_dim = 4, .scale = 0.5f },
+    };
+    const aik_backend_tensor kct[1] = { { kc, 0 } }, vct[1] = { { vc, 0 } };
+    aik_backend_segment as = { .struct_size = sizeof(as), .nodes = an, .n_nodes = 4, .first = 3, .end = 4,
+                               .n_batch = 2, .n_out = 2, .ctx_len = 8, .n_kv = 1, .k_cache = kct, .v_cache = vct };
+    ck_assert_int_eq(o->execute(b, &as, &err), 0);
+    an[0].n_cols = 0;
+    an[3].n_cols = 0;
+    an[3].n_heads = 0;
+    ck_assert_int_lt(o->execute(b, &as, &err), 0);
+
+    aik_backend_buffer *all[] = { x, wb, y, z, tb, ib, eb, qa, ka, va, oa, kc, vc };
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         o->buffer_free(b, all[i]);
     o->buffer_free(b, NULL);
